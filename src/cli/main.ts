@@ -1,0 +1,21 @@
+// netsessionctl: the command-line client. Each command group lives in its own file.
+import { Command, CommanderError } from 'commander';
+import { registerLabCommands } from './lab-commands.ts';
+
+const program = new Command('netsessionctl')
+  .description('control netsession and its network lab')
+  .showHelpAfterError()
+  .exitOverride();
+
+registerLabCommands(program);
+
+try {
+  await program.parseAsync();
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode;
+  } else {
+    process.stderr.write(`netsessionctl: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  }
+}

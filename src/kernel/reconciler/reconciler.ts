@@ -1,0 +1,100 @@
+// The one owner of netsession's kernel state (in the spirit of netd's RouteController):
+// given the desired routes, rules and nft table, and the mirror's observed state, it
+// applies the smallest change. Idempotent, restart-safe (on start the desired state is
+// compared with what is there, so stale objects of ours are removed), and blind to
+// everything outside its Ownership.
+import type { KernelMirror } from '../kernel-mirror.ts';
+import { ENOENT, ESRCH, type NetlinkError } from '../netlink/errors.ts';
+import type { NftTableModel } from '../nft/model.ts';
+import type { Nft } from '../nft/nft.ts';
+import { planNft } from '../nft/plan.ts';
+import type { RtOp } from '../rtnetlink/client.ts';
+import type { Route, Rule } from '../rtnetlink/types.ts';
+import { type Ownership, validateOwnership } from './ownership.ts';
+import { planRouting } from './plan.ts';
+
+export interface DesiredKernelState {
+  routes: readonly Route[];
+  rules: readonly Rule[];
+  /** our nft table; undefined removes it */
+  nft?: NftTableModel;
+}
+
+export interface ReconcileReport {
+  routes: { added: number; replaced: number; deleted: number };
+  rules: { added: number; deleted: number };
+  nft: 'none' | 'replace' | 'delete' | 'elements';
+  conflicts: { desired: Route; foreign: Route }[];
+  errors: NetlinkError[];
+  /** true when nothing had to change */
+  unchanged: boolean;
+}
+
+export class Reconciler {
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly mirror: KernelMirror,
+    private readonly nft: Nft,
+    readonly ownership: Ownership,
+  ) {
+    validateOwnership(ownership);
+  }
+
+  /** Reconciles once; calls are serialised. */
+  reconcile(desired: DesiredKernelState): Promise<ReconcileReport> {
+    const run = this.queue.then(() => this.run(desired));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async run(desired: DesiredKernelState): Promise<ReconcileReport> {
+    if (desired.nft && (desired.nft.family !== this.ownership.nftTable.family || desired.nft.name !== this.ownership.nftTable.name)) {
+      throw new RangeError(`desired nft table ${desired.nft.family} ${desired.nft.name} is not ours`);
+    }
+    await this.mirror.settle();
+    const st = this.mirror.state;
+    const plan = planRouting(this.ownership, desired, { routes: st.routes.values(), rules: st.rules.values() });
+    const report: ReconcileReport = {
+      routes: { added: 0, replaced: 0, deleted: 0 },
+      rules: { added: 0, deleted: 0 },
+      nft: 'none',
+      conflicts: plan.conflicts,
+      errors: [],
+      unchanged: false,
+    };
+    // nft marks traffic towards rules: it changes after new rules exist and before old ones go
+    const phases: (RtOp[] | 'nft')[] = [plan.routeAdds, plan.ruleAdds, 'nft', plan.ruleDels, plan.routeDels];
+    for (const phase of phases) {
+      if (phase === 'nft') {
+        report.nft = await this.applyNft(desired.nft);
+        continue;
+      }
+      if (phase.length === 0) continue;
+      const results = await this.mirror.rtnl.apply(phase);
+      results.forEach((r, i) => {
+        const op = phase[i]!;
+        if (!r.ok) {
+          // already gone is what a delete wanted
+          if (op.op === 'delete' && (r.error.errno === ESRCH || r.error.errno === ENOENT)) return;
+          report.errors.push(r.error);
+          return;
+        }
+        if ('route' in op) report.routes[op.op === 'add' ? 'added' : op.op === 'replace' ? 'replaced' : 'deleted']++;
+        else if ('rule' in op) report.rules[op.op === 'delete' ? 'deleted' : 'added']++;
+      });
+    }
+    await this.mirror.settle();
+    const changes = plan.routeAdds.length + plan.ruleAdds.length + plan.ruleDels.length + plan.routeDels.length;
+    report.unchanged = changes === 0 && report.nft === 'none';
+    return report;
+  }
+
+  private async applyNft(desired: NftTableModel | undefined): Promise<ReconcileReport['nft']> {
+    const { family, name } = this.ownership.nftTable;
+    const observed = await this.nft.observe(family, name);
+    const plan = planNft(family, name, desired, observed);
+    if (plan.kind !== 'none') await this.nft.apply(plan.script);
+    return plan.kind;
+  }
+}
