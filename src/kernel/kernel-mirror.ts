@@ -61,6 +61,7 @@ export class KernelMirror {
   private readonly wanted = new Set<ObjectClass>();
   private running: Promise<void> | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
+  private pumping = false;
 
   private constructor(opts: KernelMirrorOptions) {
     this.opts = opts;
@@ -105,10 +106,19 @@ export class KernelMirror {
   }
 
   private read(): void {
-    this.mon.waitReadable(() => {
-      if (this.drain(MAX_DATAGRAMS_PER_TURN)) setImmediate(() => this.read());
-      else this.read();
-    });
+    this.mon.watch(() => this.pump());
+  }
+
+  /** Reads what is queued; a long backlog is read in turns so other work gets the loop in between. */
+  private pump(): void {
+    if (this.pumping || this.closed) return;
+    if (this.drain(MAX_DATAGRAMS_PER_TURN)) {
+      this.pumping = true;
+      setImmediate(() => {
+        this.pumping = false;
+        this.pump();
+      });
+    }
   }
 
   /**
