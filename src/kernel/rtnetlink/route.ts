@@ -1,5 +1,5 @@
 // RTM_NEWROUTE / RTM_DELROUTE codec and route identity.
-import { type MessageWriter, addressBytes, addressString, forEachAttr } from '../netlink/codec.ts';
+import { type MessageWriter, addressBytes, addressString, canonicalAddress, forEachAttr } from '../netlink/codec.ts';
 import {
   AF_INET,
   AF_INET6,
@@ -159,7 +159,7 @@ export function normalizeRoute(spec: RouteSpec): Route {
   const r: Route = {
     family,
     table: spec.table,
-    dst: isDefault ? (family === AF_INET ? '0.0.0.0' : '::') : canonical(spec.dst),
+    dst: isDefault ? (family === AF_INET ? '0.0.0.0' : '::') : canonicalAddress(spec.dst),
     dstLen,
     srcLen: spec.srcLen ?? 0,
     tos: spec.tos ?? 0,
@@ -170,17 +170,12 @@ export function normalizeRoute(spec: RouteSpec): Route {
       spec.scope ?? (family === AF_INET && type === RTN_UNICAST && !spec.gateway && spec.oif !== undefined ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE),
     flags: spec.flags ?? 0,
   };
-  if (spec.src !== undefined) r.src = canonical(spec.src);
-  if (spec.gateway !== undefined) r.gateway = canonical(spec.gateway);
+  if (spec.src !== undefined) r.src = canonicalAddress(spec.src);
+  if (spec.gateway !== undefined) r.gateway = canonicalAddress(spec.gateway);
   if (spec.oif !== undefined) r.oif = spec.oif;
-  if (spec.prefsrc !== undefined) r.prefsrc = canonical(spec.prefsrc);
+  if (spec.prefsrc !== undefined) r.prefsrc = canonicalAddress(spec.prefsrc);
   if (spec.pref !== undefined) r.pref = spec.pref;
   return r;
-}
-
-function canonical(a: string): string {
-  const b = addressBytes(a);
-  return addressString(b, 0, b.length);
 }
 
 /** Writes an rtmsg + attributes for RTM_NEWROUTE (all fields) or RTM_DELROUTE (identity + protocol). */

@@ -1,5 +1,5 @@
 // RTM_NEWRULE / RTM_DELRULE codec and rule identity.
-import { type MessageWriter, addressBytes, addressString, forEachAttr, readCString } from '../netlink/codec.ts';
+import { type MessageWriter, addressBytes, addressString, canonicalAddress, forEachAttr, readCString } from '../netlink/codec.ts';
 import {
   AF_INET,
   AF_INET6,
@@ -131,8 +131,8 @@ export function normalizeRule(s: RuleSpec): Rule {
     protocol: s.protocol,
     flags: s.invert ? 2 : 0,
   };
-  if (s.src !== undefined) r.src = canonical(s.src);
-  if (s.dst !== undefined) r.dst = canonical(s.dst);
+  if (s.src !== undefined) r.src = canonicalAddress(s.src);
+  if (s.dst !== undefined) r.dst = canonicalAddress(s.dst);
   if (s.fwmark !== undefined) {
     r.fwmark = s.fwmark >>> 0;
     r.fwmask = (s.fwmask ?? 0xffffffff) >>> 0;
@@ -142,11 +142,6 @@ export function normalizeRule(s: RuleSpec): Rule {
   if (s.uidRange !== undefined) r.uidRange = { ...s.uidRange };
   if (s.ipProto !== undefined) r.ipProto = s.ipProto;
   return r;
-}
-
-function canonical(a: string): string {
-  const b = addressBytes(a);
-  return addressString(b, 0, b.length);
 }
 
 /** Everything a rule matches on and does: two rules with equal keys are the same rule. */
