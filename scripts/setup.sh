@@ -27,7 +27,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # npm: exact versions from the lockfile; no dependency needs an install script.
-if [ ! -d node_modules ] || ! npm ls --omit=optional >/dev/null 2>&1; then
-  npm ci --no-audit --no-fund
+# `npm install` rather than `npm ci`: the registry mirror here lacks some platform builds
+# of optional dependencies (biome for darwin/win32/android), which `npm ci` treats as a
+# lockfile mismatch; `npm install` skips them and still installs the locked versions.
+if [ ! -d node_modules ] || ! npm ls >/dev/null 2>&1; then
+  npm install --no-audit --no-fund
 fi
 echo "setup: ok" >&2

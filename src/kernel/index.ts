@@ -1,7 +1,7 @@
 // The kernel layer's public surface.
 export * from './netlink/constants.ts';
 export { NetlinkError, errnoName } from './netlink/errors.ts';
-export { inNetns } from './netlink/socket.ts';
+export { inNetns } from './sys/netns.ts';
 export { canonicalAddress } from './netlink/codec.ts';
 export type { Address, Link, Nexthop, OperState, Route, Rule } from './rtnetlink/types.ts';
 export { Rtnetlink, type RtOp, type RtOpResult } from './rtnetlink/client.ts';
