@@ -187,3 +187,27 @@ test('reconciler refuses desired objects outside its ownership', { skip }, async
   await assert.rejects(rec.reconcile({ routes: [], rules: [normalizeRule({ family: 2, priority: 10001, protocol: 4, table: 70000 })] }), /outside/);
   assert.deepEqual(kernelCanon(ns), before);
 });
+
+test('reconciler owns the addresses it tags (IFA_PROTO) and only those', { skip }, async (t) => {
+  const ns = makeNetns(t, 'a');
+  const mirror = await openKernelMirror({ netns: ns });
+  t.after(() => mirror.close());
+  const rec = new Reconciler(mirror, new Nft({ netns: ns }), OWN);
+  const t0 = mirror.state.linkByName('t0')!.index;
+  const addrs = (): string[] =>
+    kernelCanon(ns)
+      .addresses.filter((l) => !l.includes(' fe80:'))
+      .sort();
+  const before = addrs();
+  const desired = { routes: [normalizeRoute({ family: 2, table: 70001, dst: '198.51.100.0', dstLen: 24, oif: t0, prefsrc: '198.51.100.5', protocol: 83 })], rules: [], addresses: [{ index: t0, address: '198.51.100.5', prefixLen: 24, broadcast: '198.51.100.255' }] };
+  const r = await rec.reconcile(desired);
+  assert.deepEqual(r.errors, []);
+  assert.equal(r.addresses.added, 1);
+  assert.ok(addrs().some((l) => l.includes(' 198.51.100.5/24 ')));
+  assert.equal([...mirror.state.addresses.values()].find((a) => a.address === '198.51.100.5')?.protocol, 83);
+  assert.equal((await rec.reconcile(desired)).unchanged, true);
+  // the kernel's own 192.0.2.10 (no tag) is never ours, even when not desired
+  const gone = await rec.reconcile({ routes: [], rules: [], addresses: [] });
+  assert.equal(gone.addresses.deleted, 1);
+  assert.deepEqual(addrs(), before);
+});

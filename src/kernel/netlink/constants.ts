@@ -78,6 +78,8 @@ export const IFA_LABEL = 3;
 export const IFA_BROADCAST = 4;
 export const IFA_CACHEINFO = 6;
 export const IFA_FLAGS = 8;
+/** who added the address (6.1+); netsession tags its own like its routes */
+export const IFA_PROTO = 11;
 export const IFA_F_NODAD = 0x02;
 export const IFA_F_DADFAILED = 0x08;
 export const IFA_F_TENTATIVE = 0x40;

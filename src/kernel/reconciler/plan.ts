@@ -3,7 +3,9 @@ import { AF_INET } from '../netlink/constants.ts';
 import type { RtOp } from '../rtnetlink/client.ts';
 import { routeBaseKey, routeSatisfies } from '../rtnetlink/route.ts';
 import { ruleKey } from '../rtnetlink/rule.ts';
-import type { Route, Rule } from '../rtnetlink/types.ts';
+import { type AddressSpec, addressKey } from '../rtnetlink/address.ts';
+import { canonicalAddress, familyOf } from '../netlink/codec.ts';
+import type { Address, Route, Rule } from '../rtnetlink/types.ts';
 import { type Ownership, ownsRoute, ownsRule } from './ownership.ts';
 
 /**
@@ -12,6 +14,8 @@ import { type Ownership, ownsRoute, ownsRule } from './ownership.ts';
  * an empty table and falls through to another uplink.
  */
 export interface RoutingPlan {
+  addressAdds: RtOp[];
+  addressDels: RtOp[];
   routeAdds: RtOp[];
   ruleAdds: RtOp[];
   ruleDels: RtOp[];
@@ -20,8 +24,26 @@ export interface RoutingPlan {
   conflicts: { desired: Route; foreign: Route }[];
 }
 
-export function planRouting(own: Ownership, desired: { routes: readonly Route[]; rules: readonly Rule[] }, observed: { routes: Iterable<Route>; rules: Iterable<Rule> }): RoutingPlan {
+export function planRouting(
+  own: Ownership,
+  desired: { routes: readonly Route[]; rules: readonly Rule[]; addresses?: readonly AddressSpec[] },
+  observed: { routes: Iterable<Route>; rules: Iterable<Rule>; addresses?: Iterable<Address> },
+): RoutingPlan {
   validateDesired(own, desired);
+  const addressAdds: RtOp[] = [];
+  const addressDels: RtOp[] = [];
+  const obsAddrs = new Map<string, Address>();
+  for (const a of observed.addresses ?? []) obsAddrs.set(addressKey(a), a);
+  const wantedAddrs = new Set<string>();
+  for (const d of desired.addresses ?? []) {
+    const k = addressKey({ family: familyOf(d.address), index: d.index, address: canonicalAddress(d.address), prefixLen: d.prefixLen });
+    wantedAddrs.add(k);
+    // an identical address someone else put there serves as well: it is left alone
+    if (!obsAddrs.has(k)) addressAdds.push({ op: 'add', address: { ...d, protocol: own.protocol } });
+  }
+  for (const [k, a] of obsAddrs) {
+    if (a.protocol === own.protocol && !wantedAddrs.has(k)) addressDels.push({ op: 'delete', address: { index: a.index, address: a.address, prefixLen: a.prefixLen } });
+  }
   const routeAdds: RtOp[] = [];
   const routeDels: RtOp[] = [];
   const ruleAdds: RtOp[] = [];
@@ -80,16 +102,22 @@ export function planRouting(own: Ownership, desired: { routes: readonly Route[];
   const rank = (op: RtOp): number => (op.op === 'delete' ? 0 : 'route' in op && op.route.gateway === undefined ? 1 : 2);
   routeAdds.sort((a, b) => rank(a) - rank(b));
   routeDels.sort((a, b) => rank(b) - rank(a));
-  return { routeAdds, ruleAdds, ruleDels, routeDels, conflicts };
+  return { addressAdds, addressDels, routeAdds, ruleAdds, ruleDels, routeDels, conflicts };
 }
 
 /** Desired objects must be ours and unique; anything else is a bug in the caller. */
-export function validateDesired(own: Ownership, desired: { routes: readonly Route[]; rules: readonly Rule[] }): void {
+export function validateDesired(own: Ownership, desired: { routes: readonly Route[]; rules: readonly Rule[]; addresses?: readonly AddressSpec[] }): void {
   const seen = new Set<string>();
   for (const r of desired.routes) {
     if (!ownsRoute(own, r)) throw new RangeError(`desired route outside our tables/protocol: table ${r.table} proto ${r.protocol}`);
     const k = routeBaseKey(r);
     if (seen.has(k)) throw new RangeError(`desired route twice (same table, prefix and metric): ${k}`);
+    seen.add(k);
+  }
+  seen.clear();
+  for (const a of desired.addresses ?? []) {
+    const k = `${a.index}|${canonicalAddress(a.address)}/${a.prefixLen}`;
+    if (seen.has(k)) throw new RangeError(`desired address twice: ${k}`);
     seen.add(k);
   }
   seen.clear();

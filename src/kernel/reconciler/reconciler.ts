@@ -9,11 +9,14 @@ import type { NftTableModel } from '../nft/model.ts';
 import type { Nft } from '../nft/nft.ts';
 import { planNft } from '../nft/plan.ts';
 import type { RtOp } from '../rtnetlink/client.ts';
+import type { AddressSpec } from '../rtnetlink/address.ts';
 import type { Route, Rule } from '../rtnetlink/types.ts';
 import { type Ownership, validateOwnership } from './ownership.ts';
 import { planRouting } from './plan.ts';
 
 export interface DesiredKernelState {
+  /** addresses netsession configures itself (DHCP, manual), tagged with our protocol (IFA_PROTO) */
+  addresses?: readonly AddressSpec[];
   routes: readonly Route[];
   rules: readonly Rule[];
   /** our nft table; undefined removes it */
@@ -21,6 +24,7 @@ export interface DesiredKernelState {
 }
 
 export interface ReconcileReport {
+  addresses: { added: number; deleted: number };
   routes: { added: number; replaced: number; deleted: number };
   rules: { added: number; deleted: number };
   nft: 'none' | 'replace' | 'delete' | 'elements';
@@ -54,8 +58,9 @@ export class Reconciler {
     }
     await this.mirror.settle();
     const st = this.mirror.state;
-    const plan = planRouting(this.ownership, desired, { routes: st.routes.values(), rules: st.rules.values() });
+    const plan = planRouting(this.ownership, desired, { routes: st.routes.values(), rules: st.rules.values(), addresses: st.addresses.values() });
     const report: ReconcileReport = {
+      addresses: { added: 0, deleted: 0 },
       routes: { added: 0, replaced: 0, deleted: 0 },
       rules: { added: 0, deleted: 0 },
       nft: 'none',
@@ -64,7 +69,8 @@ export class Reconciler {
       unchanged: false,
     };
     // nft marks traffic towards rules: it changes after new rules exist and before old ones go
-    const phases: (RtOp[] | 'nft')[] = [plan.routeAdds, plan.ruleAdds, 'nft', plan.ruleDels, plan.routeDels];
+    // addresses first (routes name them as preferred source), and last out
+    const phases: (RtOp[] | 'nft')[] = [plan.addressAdds, plan.routeAdds, plan.ruleAdds, 'nft', plan.ruleDels, plan.routeDels, plan.addressDels];
     for (const phase of phases) {
       if (phase === 'nft') {
         report.nft = await this.applyNft(desired.nft);
@@ -82,10 +88,11 @@ export class Reconciler {
         }
         if ('route' in op) report.routes[op.op === 'add' ? 'added' : op.op === 'replace' ? 'replaced' : 'deleted']++;
         else if ('rule' in op) report.rules[op.op === 'delete' ? 'deleted' : 'added']++;
+        else report.addresses[op.op === 'delete' ? 'deleted' : 'added']++;
       });
     }
     await this.mirror.settle();
-    const changes = plan.routeAdds.length + plan.ruleAdds.length + plan.ruleDels.length + plan.routeDels.length;
+    const changes = plan.addressAdds.length + plan.addressDels.length + plan.routeAdds.length + plan.ruleAdds.length + plan.ruleDels.length + plan.routeDels.length;
     report.unchanged = changes === 0 && report.nft === 'none';
     return report;
   }

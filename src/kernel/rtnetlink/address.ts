@@ -9,6 +9,7 @@ import {
   IFA_FLAGS,
   IFA_LABEL,
   IFA_LOCAL,
+  IFA_PROTO,
 } from '../netlink/constants.ts';
 import type { Address } from './types.ts';
 
@@ -28,6 +29,7 @@ export function parseAddress(buf: Buffer, off: number, end: number): Address {
     flags: buf[off + 2] ?? 0,
     validLifetime: FOREVER,
     preferredLifetime: FOREVER,
+    protocol: 0,
   };
   forEachAttr(buf, off + IFADDRMSG_LEN, end, (t, at, len) => {
     switch (t) {
@@ -45,6 +47,9 @@ export function parseAddress(buf: Buffer, off: number, end: number): Address {
         break;
       case IFA_FLAGS:
         a.flags = buf.readUInt32LE(at);
+        break;
+      case IFA_PROTO:
+        a.protocol = buf[at] ?? 0;
         break;
       case IFA_CACHEINFO:
         a.preferredLifetime = buf.readUInt32LE(at);
@@ -74,6 +79,7 @@ export interface AddressSpec {
   label?: string;
   validLifetime?: number;
   preferredLifetime?: number;
+  protocol?: number;
 }
 
 export function writeAddress(w: MessageWriter, spec: AddressSpec): void {
@@ -90,6 +96,7 @@ export function writeAddress(w: MessageWriter, spec: AddressSpec): void {
   w.bytes(IFA_ADDRESS, spec.peer ? addressBytes(spec.peer) : local);
   if (spec.broadcast && family === AF_INET) w.bytes(IFA_BROADCAST, addressBytes(spec.broadcast));
   if (spec.label) w.string(IFA_LABEL, spec.label);
+  if (spec.protocol !== undefined) w.u8(IFA_PROTO, spec.protocol);
   if (spec.flags !== undefined) w.u32(IFA_FLAGS, spec.flags);
   if (spec.validLifetime !== undefined || spec.preferredLifetime !== undefined) {
     const ci = Buffer.alloc(16);

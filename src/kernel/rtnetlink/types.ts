@@ -38,6 +38,8 @@ export interface Address {
   /** seconds; 0xffffffff = forever */
   validLifetime: number;
   preferredLifetime: number;
+  /** IFA_PROTO: who added it (0 = unknown, 1-3 = the kernel, ours = our protocol tag) */
+  protocol: number;
 }
 
 export interface Nexthop {

@@ -1,0 +1,136 @@
+// Persisted settings in the state directory: one JSON file for the daemon (offline mode,
+// technologies) and one per service. Writes are atomic (temporary file, fsync, rename),
+// so a crash or a full disk leaves the previous version, never half a file; a failed
+// write is reported and the daemon goes on with what it has in memory.
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { checkIpv4, checkIpv6 } from '../engine/engine.ts';
+import type { Ipv4Config, Ipv6Config, ServiceSettings, TechnologyType } from '../engine/types.ts';
+import type { Logger } from './log.ts';
+
+export interface GlobalSettings {
+  offlineMode: boolean;
+  powered: Partial<Record<TechnologyType, boolean>>;
+}
+
+const ID = /^[A-Za-z0-9_]{1,128}$/;
+
+export class StateStore {
+  private readonly servicesDir: string;
+  private readonly written = new Map<string, string>();
+
+  constructor(
+    private readonly dir: string,
+    private readonly log: Logger,
+  ) {
+    this.servicesDir = join(dir, 'services');
+    try {
+      mkdirSync(this.servicesDir, { recursive: true, mode: 0o700 });
+    } catch (e) {
+      log.error(`state directory ${dir} cannot be created (${(e as Error).message}): settings will not be kept`);
+    }
+  }
+
+  private writeAtomic(file: string, content: string): boolean {
+    if (this.written.get(file) === content) return true;
+    const tmp = `${file}.tmp-${process.pid}`;
+    try {
+      const fd = openSync(tmp, 'w', 0o600);
+      try {
+        writeSync(fd, content);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, file);
+      this.written.set(file, content);
+      return true;
+    } catch (e) {
+      this.log.error(`cannot save ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): keeping the previous version`);
+      try {
+        rmSync(tmp, { force: true });
+      } catch {
+        /* the directory itself may be read-only */
+      }
+      return false;
+    }
+  }
+
+  private readJson(file: string): unknown {
+    try {
+      const text = readFileSync(file, 'utf8');
+      this.written.set(file, text);
+      return JSON.parse(text);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn(`ignoring unreadable ${file}: ${(e as Error).message}`);
+      return undefined;
+    }
+  }
+
+  loadGlobal(): GlobalSettings {
+    const j = this.readJson(join(this.dir, 'settings.json'));
+    const out: GlobalSettings = { offlineMode: false, powered: {} };
+    if (typeof j !== 'object' || j === null) return out;
+    const o = j as Record<string, unknown>;
+    if (typeof o.offlineMode === 'boolean') out.offlineMode = o.offlineMode;
+    if (typeof o.powered === 'object' && o.powered !== null) {
+      for (const [k, v] of Object.entries(o.powered)) if (typeof v === 'boolean') out.powered[k as TechnologyType] = v;
+    }
+    return out;
+  }
+
+  saveGlobal(g: GlobalSettings): boolean {
+    return this.writeAtomic(join(this.dir, 'settings.json'), `${JSON.stringify(g, null, 2)}\n`);
+  }
+
+  loadServices(): Map<string, ServiceSettings> {
+    const out = new Map<string, ServiceSettings>();
+    let files: string[] = [];
+    try {
+      files = readdirSync(this.servicesDir);
+    } catch {
+      return out;
+    }
+    for (const f of files) {
+      if (!f.endsWith('.json')) continue;
+      const id = f.slice(0, -5);
+      if (!ID.test(id)) continue;
+      const s = validSettings(this.readJson(join(this.servicesDir, f)));
+      if (s) out.set(id, s);
+      else this.log.warn(`ignoring ${f}: not valid service settings`);
+    }
+    return out;
+  }
+
+  saveService(id: string, s: ServiceSettings): boolean {
+    if (!ID.test(id)) return false;
+    const { immutable: _immutable, ...kept } = s;
+    return this.writeAtomic(join(this.servicesDir, `${id}.json`), `${JSON.stringify(kept, null, 2)}\n`);
+  }
+}
+
+const isStrings = (x: unknown): x is string[] => Array.isArray(x) && x.every((y) => typeof y === 'string');
+
+function validSettings(j: unknown): ServiceSettings | undefined {
+  if (typeof j !== 'object' || j === null) return undefined;
+  const o = j as Record<string, unknown>;
+  const v4 = o.ipv4 as Record<string, unknown> | undefined;
+  const v6 = o.ipv6 as Record<string, unknown> | undefined;
+  if (typeof o.autoConnect !== 'boolean' || typeof o.favorite !== 'boolean' || typeof o.table !== 'number' || typeof o.order !== 'number') return undefined;
+  if (!v4 || !['dhcp', 'manual', 'off'].includes(String(v4.method)) || !v6 || !['auto', 'manual', 'off'].includes(String(v6.method))) return undefined;
+  if (!isStrings(o.nameservers) || !isStrings(o.domains) || !isStrings(o.timeservers)) return undefined;
+  if (checkIpv4(v4 as unknown as Ipv4Config) || checkIpv6(v6 as unknown as Ipv6Config)) return undefined;
+  return {
+    autoConnect: o.autoConnect,
+    favorite: o.favorite,
+    ipv4: v4 as unknown as ServiceSettings['ipv4'],
+    ipv6: v6 as unknown as ServiceSettings['ipv6'],
+    nameservers: o.nameservers,
+    domains: o.domains,
+    timeservers: o.timeservers,
+    order: o.order,
+    table: o.table,
+    userDisconnected: o.userDisconnected === true,
+    immutable: false,
+  };
+}
