@@ -78,13 +78,13 @@ export class ObjectTree {
       parts.push(`<interface name="${i.name}">`);
       for (const [name, m] of Object.entries(i.methods)) {
         parts.push(`<method name="${name}">`);
-        splitSignature(m.in).forEach((t, k) => parts.push(`<arg name="${m.argNames?.[k] ?? `arg${k}`}" type="${t}" direction="in"/>`));
-        splitSignature(m.out).forEach((t, k) => parts.push(`<arg name="out${k}" type="${t}" direction="out"/>`));
+        for (const [k, t] of splitSignature(m.in).entries()) parts.push(`<arg name="${m.argNames?.[k] ?? `arg${k}`}" type="${t}" direction="in"/>`);
+        for (const [k, t] of splitSignature(m.out).entries()) parts.push(`<arg name="out${k}" type="${t}" direction="out"/>`);
         parts.push('</method>');
       }
       for (const [name, sig] of Object.entries(i.signals)) {
         parts.push(`<signal name="${name}">`);
-        splitSignature(sig).forEach((t, k) => parts.push(`<arg name="arg${k}" type="${t}"/>`));
+        for (const [k, t] of splitSignature(sig).entries()) parts.push(`<arg name="arg${k}" type="${t}"/>`);
         parts.push('</signal>');
       }
       parts.push('</interface>');

@@ -8,6 +8,7 @@ import { ENOENT, ESRCH, type NetlinkError } from '../netlink/errors.ts';
 import type { NftTableModel } from '../nft/model.ts';
 import type { Nft } from '../nft/nft.ts';
 import { planNft } from '../nft/plan.ts';
+import { renderReplace } from '../nft/render.ts';
 import type { RtOp } from '../rtnetlink/client.ts';
 import type { AddressSpec } from '../rtnetlink/address.ts';
 import type { Route, Rule } from '../rtnetlink/types.ts';
@@ -36,6 +37,8 @@ export interface ReconcileReport {
 
 export class Reconciler {
   private queue: Promise<unknown> = Promise.resolve();
+  /** rendering of the nft table last applied or verified ('' = no table) */
+  private nftApplied: string | undefined;
 
   constructor(
     private readonly mirror: KernelMirror,
@@ -88,7 +91,7 @@ export class Reconciler {
         }
         if ('route' in op) report.routes[op.op === 'add' ? 'added' : op.op === 'replace' ? 'replaced' : 'deleted']++;
         else if ('rule' in op) report.rules[op.op === 'delete' ? 'deleted' : 'added']++;
-        else report.addresses[op.op === 'delete' ? 'deleted' : 'added']++;
+        else if ('address' in op) report.addresses[op.op === 'delete' ? 'deleted' : 'added']++;
       });
     }
     await this.mirror.settle();
@@ -99,9 +102,20 @@ export class Reconciler {
 
   private async applyNft(desired: NftTableModel | undefined): Promise<ReconcileReport['nft']> {
     const { family, name } = this.ownership.nftTable;
+    // nft has no change notifications; we are its only writer, so once the table is known to
+    // match what we asked for, asking again costs a process spawn for nothing
+    const key = desired ? renderReplace(desired) : '';
+    if (this.nftApplied === key) return 'none';
+    this.nftApplied = undefined;
     const observed = await this.nft.observe(family, name);
     const plan = planNft(family, name, desired, observed);
     if (plan.kind !== 'none') await this.nft.apply(plan.script);
+    this.nftApplied = key;
     return plan.kind;
+  }
+
+  /** Forget what nft holds: the next reconcile reads it back (after someone else touched it). */
+  invalidateNft(): void {
+    this.nftApplied = undefined;
   }
 }

@@ -26,6 +26,8 @@ import {
   RTM_GETROUTE,
   RTM_GETRULE,
   RTM_NEWADDR,
+  RTM_NEWLINK,
+  IFF_UP,
   RTM_NEWROUTE,
   RTM_NEWRULE,
 } from '../netlink/constants.ts';
@@ -40,7 +42,9 @@ import type { Address, Link, Route, Rule } from './types.ts';
 export type RtOp =
   | { op: 'add' | 'replace' | 'delete'; route: Route }
   | { op: 'add' | 'delete'; rule: Rule }
-  | { op: 'add' | 'replace' | 'delete'; address: AddressSpec };
+  | { op: 'add' | 'replace' | 'delete'; address: AddressSpec }
+  /** administrative state of a link (IFF_UP) */
+  | { op: 'set'; link: { index: number; up: boolean } };
 
 export type RtOpResult = { ok: true } | { ok: false; error: NetlinkError };
 
@@ -213,6 +217,14 @@ function encodeOp(op: RtOp, seq: number): Buffer {
     writeRule(w, op.rule);
     return w.finish();
   }
+  if ('link' in op) {
+    const w = new MessageWriter(RTM_NEWLINK, base, seq, 64);
+    const h = w.struct(16);
+    h.writeInt32LE(op.link.index, 4);
+    h.writeUInt32LE(op.link.up ? IFF_UP : 0, 8);
+    h.writeUInt32LE(IFF_UP, 12); // change mask: only IFF_UP
+    return w.finish();
+  }
   const w = new MessageWriter(op.op === 'delete' ? RTM_DELADDR : RTM_NEWADDR, flags, seq, 128);
   writeAddress(w, op.address);
   return w.finish();
@@ -227,5 +239,6 @@ export function describeOp(op: RtOp): string {
     const r = op.rule;
     return `${op.op} rule ${r.priority}${r.fwmark !== undefined ? ` fwmark 0x${r.fwmark.toString(16)}` : ''}${r.src ? ` from ${r.src}/${r.srcLen}` : ''} table ${r.table}`;
   }
+  if ('link' in op) return `set link ${op.link.index} ${op.link.up ? 'up' : 'down'}`;
   return `${op.op} address ${op.address.address}/${op.address.prefixLen} dev ${op.address.index}`;
 }

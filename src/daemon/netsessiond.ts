@@ -1,0 +1,540 @@
+// netsessiond's imperative shell. Facts come in (netlink events through the mirror, DHCP
+// leases, router advertisements, online-check results, D-Bus calls, timers), the engine
+// computes the next state, and this class carries out what that state asks for: the
+// kernel through the reconciler, DHCP clients, router solicitations, online checks,
+// D-Bus signals, resolv.conf and the state directory. Data flows one way.
+import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import dbus, { type MessageBus } from 'dbus-next';
+import { ConnmanApi } from '../api/connman/connman-api.ts';
+import type { Controller } from '../api/connman/controller.ts';
+import { DhcpClient, type DhcpLeaseEvent } from '../bearers/dhcp/dhcp-client.ts';
+import { RouterListener, type RouterEvent } from '../bearers/ipv6/router-listener.ts';
+import { RouterTable } from '../bearers/ipv6/router-table.ts';
+import { checkOnline } from '../bearers/online/online-check.ts';
+import { configureUplink, restoreUplink, type UplinkSnapshot } from '../bearers/sysctl.ts';
+import {
+  type Command,
+  type CommandError,
+  command,
+  createState,
+  domainsOf,
+  dueChecks,
+  type EngineEvent,
+  ipv4Of,
+  ipv6Of,
+  nameserversOf,
+  nextDeadline,
+  reduce,
+  wantsConnection,
+} from '../engine/engine.ts';
+import { desiredNetwork } from '../engine/routing.ts';
+import type { EngineState, Service } from '../engine/types.ts';
+import { KernelMirror } from '../kernel/kernel-mirror.ts';
+import { AF_INET6, IFA_F_DADFAILED, IFA_F_TENTATIVE, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RTPROT_RA } from '../kernel/netlink/constants.ts';
+import { Nft } from '../kernel/nft/nft.ts';
+import { ownsRoute, ownsRule } from '../kernel/reconciler/ownership.ts';
+import { Reconciler } from '../kernel/reconciler/reconciler.ts';
+import type { RtEvent } from '../kernel/rtnetlink/events.ts';
+import type { Link } from '../kernel/rtnetlink/types.ts';
+import { type DaemonConfig, parseConfig, defaultConfig } from './config.ts';
+import type { Logger } from './log.ts';
+import { parseProvisioning } from './provisioning.ts';
+import { StateStore } from './state-store.ts';
+
+export interface DaemonOptions {
+  configPath?: string;
+  stateDir: string;
+  /** D-Bus address; default: the system bus ($DBUS_SYSTEM_BUS_ADDRESS or its standard socket) */
+  busAddress?: string;
+  busName: string;
+  log: Logger;
+  /** interface names to manage only (flag --allow) */
+  allow?: string[];
+  /** more interface name prefixes never to manage (flag --deny) */
+  deny?: string[];
+}
+
+/** link kinds that can be uplinks; bridges, tunnels, dummies and the like are not */
+const UPLINK_KINDS = new Set([undefined, 'veth', 'vlan', 'bond', 'macvlan']);
+const RECONCILE_RETRY_MS = 1000;
+
+/** Monotonic milliseconds on the epoch scale: timers and leases do not jump with the wall clock. */
+export const clock = (): number => performance.timeOrigin + performance.now();
+
+export class Netsessiond {
+  private state: EngineState;
+  private readonly log: Logger;
+  private readonly cfg: DaemonConfig;
+  private mirror!: KernelMirror;
+  private reconciler!: Reconciler;
+  private api: ConnmanApi | undefined;
+  private bus: MessageBus | undefined;
+  private routerListener: RouterListener | undefined;
+  private routers = RouterTable.empty;
+  private readonly raInfo = new Map<number, { rdnss: string[]; dnssl: string[] }>();
+  private readonly dhcp = new Map<number, DhcpClient>();
+  private readonly uplinks = new Map<number, UplinkSnapshot>();
+  private readonly solicited = new Map<number, NodeJS.Timeout>();
+  private readonly linkRequests = new Set<number>();
+  private readonly store: StateStore;
+  private timer: NodeJS.Timeout | undefined;
+  private reconciling = false;
+  private reconcileAgain = false;
+  private reconcileRetry: NodeJS.Timeout | undefined;
+  private loop: Promise<void> = Promise.resolve();
+  private resolvWritten: string | undefined;
+  private stopping = false;
+  private started = false;
+
+  private constructor(private readonly opts: DaemonOptions) {
+    this.log = opts.log;
+    this.cfg = opts.configPath ? parseConfig(readFileSync(opts.configPath, 'utf8')) : defaultConfig();
+    for (const w of this.cfg.warnings) this.log.warn(`config: ${w}`);
+    if (opts.allow?.length) this.cfg.engine.interfaceAllowlist = opts.allow;
+    if (opts.deny?.length) this.cfg.engine.interfaceBlacklist.push(...opts.deny);
+    this.cfg.engine.provisioning = this.loadProvisioning();
+    this.store = new StateStore(opts.stateDir, this.log.child('store'));
+    const g = this.store.loadGlobal();
+    this.state = createState(this.cfg.engine, { offlineMode: g.offlineMode, powered: g.powered, services: this.store.loadServices() });
+  }
+
+  private loadProvisioning(): DaemonConfig['engine']['provisioning'] {
+    const dir = this.cfg.provisioningDir;
+    if (!dir) return [];
+    const out: DaemonConfig['engine']['provisioning'] = [];
+    let files: string[] = [];
+    try {
+      files = readdirSync(dir).filter((f) => f.endsWith('.config'));
+    } catch (e) {
+      this.log.warn(`provisioning directory ${dir}: ${(e as Error).message}`);
+      return [];
+    }
+    for (const f of files.sort()) {
+      try {
+        const r = parseProvisioning(readFileSync(join(dir, f), 'utf8'), f);
+        for (const w of r.warnings) this.log.warn(`provisioning: ${w}`);
+        out.push(...r.services);
+      } catch (e) {
+        this.log.warn(`provisioning: ${f}: ${(e as Error).message}`);
+      }
+    }
+    return out;
+  }
+
+  static async start(opts: DaemonOptions): Promise<Netsessiond> {
+    const d = new Netsessiond(opts);
+    try {
+      await d.init();
+    } catch (e) {
+      await d.stop().catch(() => undefined);
+      throw e;
+    }
+    return d;
+  }
+
+  private async init(): Promise<void> {
+    const klog = this.log.child('kernel');
+    this.mirror = KernelMirror.open({ onWarning: (w) => klog.warn(w) });
+    await this.mirror.ready;
+    this.reconciler = new Reconciler(this.mirror, new Nft(), this.cfg.ownership);
+    try {
+      this.routerListener = RouterListener.open({
+        onRouter: (ev) => this.onRouter(ev),
+        onError: (e) => this.log.child('ra').warn(e.message),
+        now: clock,
+      });
+    } catch (e) {
+      this.log.warn(`IPv6 router advertisements cannot be received (${(e as Error).message}): IPv6 default routes will be missing`);
+    }
+    this.mirror.onEvent((ev) => this.onKernelEvent(ev));
+    // coldplug: every link the kernel has now
+    for (const l of this.mirror.state.links.values()) this.feedLink(l);
+    for (const l of this.mirror.state.links.values()) this.feedIpv6Addresses(l.index);
+
+    const controller: Controller = {
+      state: () => this.state,
+      now: clock,
+      execute: (cmd) => this.execute(cmd),
+    };
+    this.bus = dbus.sessionBus({ busAddress: this.opts.busAddress ?? process.env.DBUS_SYSTEM_BUS_ADDRESS ?? 'unix:path=/run/dbus/system_bus_socket' });
+    this.bus.on('error', (e: unknown) => this.log.error(`D-Bus connection: ${e instanceof Error ? e.message : String(e)}`));
+    this.api = new ConnmanApi(this.bus, controller, {
+      busName: this.opts.busName,
+      onInternalError: (e) => this.log.error(`D-Bus handler failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`),
+    });
+    await this.api.claimName();
+    this.started = true;
+    this.afterChange(undefined);
+    this.log.info(`started: ${this.state.services.size} service(s), bus name ${this.opts.busName}, state in ${this.opts.stateDir}`);
+  }
+
+  // ---- facts in ----------------------------------------------------------------------
+
+  private dispatch(ev: EngineEvent): void {
+    if (this.stopping) return;
+    const prev = this.state;
+    this.state = reduce(this.state, ev, clock());
+    if (this.state !== prev) this.transitioned(prev);
+  }
+
+  private execute(cmd: Command): CommandError | undefined {
+    if (this.stopping) return { name: 'OperationAborted', message: 'netsessiond is stopping' };
+    const prev = this.state;
+    const r = command(this.state, cmd, clock());
+    if (r.error) return r.error;
+    this.state = r.state;
+    if (this.state !== prev) this.transitioned(prev);
+    return undefined;
+  }
+
+  private transitioned(prev: EngineState): void {
+    for (const s of this.state.services.values()) {
+      const p = prev.services.get(s.id);
+      if (p?.state !== s.state) this.log.info(`${s.id} (${s.ifname}): ${p?.state ?? 'new'} → ${s.state}${s.error ? ` (${s.error})` : ''}`);
+    }
+    this.api?.publish(prev, this.state);
+    this.afterChange(prev);
+  }
+
+  private feedLink(l: Link): void {
+    if (l.mtu === 0 || l.type !== 1 || !UPLINK_KINDS.has(l.kind) || isWireless(l.name)) return;
+    this.dispatch({ kind: 'link', link: { ifindex: l.index, ifname: l.name, mac: l.mac ?? '', mtu: l.mtu, carrier: l.lowerUp } });
+  }
+
+  private feedIpv6Addresses(ifindex: number): void {
+    if (!this.serviceAt(ifindex)) return;
+    const addresses = this.mirror.state
+      .addressesOf(ifindex, AF_INET6)
+      .filter((a) => a.scope === RT_SCOPE_UNIVERSE && (a.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED)) === 0 && a.protocol !== this.cfg.ownership.protocol)
+      .map((a) => ({ address: a.address, prefixLen: a.prefixLen }))
+      .sort((a, b) => (a.address < b.address ? -1 : 1));
+    this.dispatch({ kind: 'ipv6-addresses', ifindex, addresses });
+  }
+
+  private serviceAt(ifindex: number): Service | undefined {
+    for (const s of this.state.services.values()) if (s.ifindex === ifindex) return s;
+    return undefined;
+  }
+
+  private onKernelEvent(ev: RtEvent): void {
+    switch (ev.kind) {
+      case 'link':
+        if (ev.op === 'del') this.dispatch({ kind: 'link-removed', ifindex: ev.link.index });
+        else this.feedLink(ev.link);
+        return;
+      case 'address':
+        if (ev.address.family === AF_INET6) this.feedIpv6Addresses(ev.address.index);
+        // one of ours taken away behind our back: put it back
+        if (ev.op === 'del' && ev.address.protocol === this.cfg.ownership.protocol) this.scheduleReconcile();
+        return;
+      case 'route':
+        if (ev.op === 'new' && ev.route.protocol === RTPROT_RA && ev.route.dstLen === 0 && ev.route.oif !== undefined && this.serviceAt(ev.route.oif)) this.dropKernelRaDefaults(ev.route.oif);
+        if (ev.op === 'del' && ownsRoute(this.cfg.ownership, ev.route)) this.scheduleReconcile();
+        if (ev.op === 'new' && ev.route.table >= this.cfg.ownership.tables.min && ev.route.table <= this.cfg.ownership.tables.max && !ownsRoute(this.cfg.ownership, ev.route)) this.scheduleReconcile();
+        return;
+      case 'rule':
+        if (ownsRule(this.cfg.ownership, ev.rule)) this.scheduleReconcile();
+        return;
+    }
+  }
+
+  private onRouter(ev: RouterEvent): void {
+    const now = clock();
+    this.routers = this.routers.expire(now).observe({ ifindex: ev.ifindex, router: ev.router, lifetime: ev.lifetime, preference: ev.preference, receivedAt: now });
+    const live = (l: number): boolean => l > 0;
+    this.raInfo.set(ev.ifindex, {
+      rdnss: ev.rdnss.filter((r) => live(r.lifetime)).map((r) => r.address),
+      dnssl: ev.dnssl.filter((d) => live(d.lifetime)).map((d) => d.domain),
+    });
+    this.feedRouters(ev.ifindex, now);
+  }
+
+  private feedRouters(ifindex: number, now: number): void {
+    const prefRank = { high: 2, medium: 1, low: 0 } as const;
+    this.routers = this.routers.expire(now);
+    const routers = this.routers.defaultRouters(ifindex, now).map((r) => ({ address: r.router, expiresAt: r.expiresAt, preference: prefRank[r.preference] }));
+    const info = this.raInfo.get(ifindex) ?? { rdnss: [], dnssl: [] };
+    this.dispatch({ kind: 'routers', ifindex, routers, rdnss: info.rdnss, dnssl: info.dnssl });
+  }
+
+  // ---- effects out ---------------------------------------------------------------------
+
+  private afterChange(prev: EngineState | undefined): void {
+    if (!this.started || this.stopping) return;
+    this.syncUplinks();
+    this.syncDhcp();
+    this.persist(prev);
+    this.scheduleReconcile();
+    this.armTimer();
+  }
+
+  /** Sysctls, link up/down and a router solicitation for every managed interface. */
+  private syncUplinks(): void {
+    for (const s of this.state.services.values()) {
+      if (!this.uplinks.has(s.ifindex)) {
+        try {
+          this.uplinks.set(s.ifindex, configureUplink(s.ifname, { ipv6: s.settings.ipv6.method !== 'off' }));
+        } catch (e) {
+          this.log.warn(`${s.ifname}: sysctls not set: ${(e as Error).message}`);
+          this.uplinks.set(s.ifindex, { ifname: s.ifname, previous: [], applied: [] });
+        }
+      }
+      const tech = this.state.technologies.get(s.type);
+      const wantUp = (tech?.powered ?? true) && !this.state.offlineMode;
+      const link = this.mirror.state.links.get(s.ifindex);
+      if (link && link.up !== wantUp && !this.linkRequests.has(s.ifindex)) {
+        this.linkRequests.add(s.ifindex);
+        this.mirror.rtnl
+          .applyOne({ op: 'set', link: { index: s.ifindex, up: wantUp } })
+          .catch((e: unknown) => this.log.warn(`${s.ifname}: cannot set link ${wantUp ? 'up' : 'down'}: ${(e as Error).message}`))
+          .finally(() => this.linkRequests.delete(s.ifindex));
+      }
+      if (wantsConnection(this.state, s) && s.settings.ipv6.method === 'auto' && s.routers.length === 0) this.solicit(s);
+      this.dropKernelRaDefaults(s.ifindex);
+    }
+    for (const [ifindex, snap] of this.uplinks) {
+      if (this.serviceAt(ifindex)) continue;
+      this.uplinks.delete(ifindex);
+      if (this.mirror.state.links.has(ifindex)) restoreUplink(snap, {}, true);
+    }
+  }
+
+  /**
+   * Default routes the kernel learnt from RAs on a managed interface before its
+   * accept_ra_defrtr was turned off (or in a race with it): they would send everybody's
+   * IPv6 out of whichever uplink answered first. The router goes into the service's own
+   * table instead; these go.
+   */
+  private dropKernelRaDefaults(ifindex: number): void {
+    for (const r of this.mirror.state.routes.values()) {
+      if (r.family !== AF_INET6 || r.table !== RT_TABLE_MAIN || r.protocol !== RTPROT_RA || r.dstLen !== 0 || r.oif !== ifindex) continue;
+      void this.mirror.rtnl.applyOne({ op: 'delete', route: r }).catch((e: unknown) => this.log.debug(`RA default route on ${ifindex}: ${(e as Error).message}`));
+    }
+  }
+
+  /** Router solicitations until a router answers: at once, then after 1, 2, 4 … 16 s. */
+  private solicit(s: Service, attempt = 0): void {
+    if (!this.routerListener || (attempt === 0 && this.solicited.has(s.ifindex))) return;
+    const r = this.routerListener.solicit(s.ifindex, s.mac);
+    if (!r.ok && r.code !== 'EADDRNOTAVAIL') this.log.debug(`${s.ifname}: router solicitation: ${r.code}`);
+    const delay = Math.min(1000 * 2 ** attempt, 16000);
+    this.solicited.set(
+      s.ifindex,
+      setTimeout(() => {
+        const cur = this.serviceAt(s.ifindex);
+        if (cur && wantsConnection(this.state, cur) && cur.routers.length === 0 && attempt < 8) this.solicit(cur, attempt + 1);
+        else this.solicited.delete(s.ifindex);
+      }, delay),
+    );
+  }
+
+  private syncDhcp(): void {
+    const want = new Map<number, Service>();
+    for (const s of this.state.services.values()) if (wantsConnection(this.state, s) && s.settings.ipv4.method === 'dhcp') want.set(s.ifindex, s);
+    for (const [ifindex, client] of this.dhcp) {
+      const s = want.get(ifindex);
+      if (s && client.ifname === s.ifname) continue;
+      this.dhcp.delete(ifindex);
+      const still = this.serviceAt(ifindex);
+      client.stop({ release: still !== undefined && still.carrier });
+    }
+    for (const [ifindex, s] of want) {
+      if (this.dhcp.has(ifindex)) continue;
+      const dlog = this.log.child(`dhcp/${s.ifname}`);
+      const client = new DhcpClient({ ifname: s.ifname, ifindex, mac: s.mac, log: (level, m) => dlog[level](m) });
+      client.on('lease', (l: DhcpLeaseEvent) => {
+        dlog.info(`${l.kind} ${l.address}/${l.prefixLen} router ${l.router ?? '-'} for ${l.leaseSeconds} s`);
+        this.dispatch({
+          kind: 'dhcp-lease',
+          ifindex,
+          lease: {
+            address: l.address,
+            prefixLen: l.prefixLen,
+            ...(l.router ? { router: l.router } : {}),
+            dns: l.dns,
+            ...(l.domain ? { domain: l.domain } : {}),
+            searchDomains: l.searchDomains,
+            ntp: l.ntp,
+            ...(l.mtu ? { mtu: l.mtu } : {}),
+            leaseSeconds: l.leaseSeconds,
+            expiresAt: clock() + l.leaseSeconds * 1000,
+            ...(l.serverId ? { serverId: l.serverId } : {}),
+          },
+        });
+      });
+      client.on('lost', (e: { reason: string }) => {
+        dlog.info(`lease lost (${e.reason})`);
+        this.dispatch({ kind: 'dhcp-lost', ifindex });
+      });
+      this.dhcp.set(ifindex, client);
+      client.start();
+    }
+  }
+
+  /** Starts the online checks that are due; called once the kernel holds the service's addresses and routes. */
+  private startDueChecks(): void {
+    if (this.stopping) return;
+    const now = clock();
+    const due = dueChecks(this.state, now);
+    for (const { id, family } of due) {
+      const s = this.state.services.get(id);
+      if (!s) continue;
+      const local = family === 'ipv4' ? ipv4Of(s)?.address : ipv6Of(s, now)?.addresses[0]?.address;
+      const url = family === 'ipv4' ? this.cfg.engine.onlineCheck.ipv4Url : this.cfg.engine.onlineCheck.ipv6Url;
+      if (!local) continue;
+      this.dispatch({ kind: 'online-started', id, family });
+      const olog = this.log.child(`online/${s.ifname}`);
+      void checkOnline({ url, localAddress: local, timeoutMs: this.cfg.onlineCheckTimeoutMs, nameservers: nameserversOf(s, now) }).then((r) => {
+        olog.debug(`${family} ${url} from ${local}: ${r.result}${r.status ? ` (HTTP ${r.status})` : ''}${r.error ? ` (${r.error})` : ''} in ${r.ms} ms`);
+        this.dispatch({ kind: 'online-result', id, family, status: r.result, ...(r.portalUrl ? { portalUrl: r.portalUrl } : {}) });
+      });
+    }
+  }
+
+  private persist(prev: EngineState | undefined): void {
+    const st = this.state;
+    if (!prev || prev.offlineMode !== st.offlineMode || prev.technologies !== st.technologies) {
+      const powered: Record<string, boolean> = {};
+      for (const [t, tech] of st.technologies) powered[t] = tech.powered;
+      this.store.saveGlobal({ offlineMode: st.offlineMode, powered });
+    }
+    for (const s of st.services.values()) {
+      if (prev?.services.get(s.id)?.settings === s.settings) continue;
+      this.store.saveService(s.id, s.settings);
+    }
+  }
+
+  private armTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const now = clock();
+    const at = nextDeadline(this.state, now);
+    if (at === undefined) return;
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        // routers that expired must leave the engine's view too
+        for (const s of this.state.services.values()) if (s.routers.some((r) => r.expiresAt <= clock())) this.feedRouters(s.ifindex, clock());
+        this.dispatch({ kind: 'tick' });
+        // a check that fell due changes nothing by itself: the reconcile pass starts it
+        this.scheduleReconcile();
+        this.armTimer();
+      },
+      Math.max(0, Math.min(at - now + 5, 2 ** 31 - 1)),
+    );
+  }
+
+  /** Brings the kernel to what the state needs; coalesces bursts, retries failures. */
+  private scheduleReconcile(): void {
+    if (this.reconciling) {
+      this.reconcileAgain = true;
+      return;
+    }
+    this.reconciling = true;
+    this.loop = new Promise((resolve) => queueMicrotask(() => void this.reconcileLoop().finally(resolve)));
+  }
+
+  private async reconcileLoop(): Promise<void> {
+    try {
+      do {
+        this.reconcileAgain = false;
+        if (this.stopping) return;
+        const now = clock();
+        // a link-local DNS server (RDNSS) is only usable with its interface named
+        const dnsOf = (s: Service) => ({ nameservers: nameserversOf(s, now).map((n) => (/^fe80:/i.test(n) ? `${n}%${s.ifname}` : n)), search: domainsOf(s) });
+        const net = desiredNetwork(this.state, this.cfg.layout, now, dnsOf);
+        const report = await this.reconciler.reconcile({
+          addresses: net.addresses.map((a) => ({ index: a.ifindex, address: a.address, prefixLen: a.prefixLen, ...(a.broadcast ? { broadcast: a.broadcast } : {}) })),
+          routes: net.routes,
+          rules: net.rules,
+        });
+        for (const e of report.errors) this.log.warn(`kernel: ${e.message}`);
+        for (const c of report.conflicts) this.log.warn(`kernel: route ${c.desired.dst}/${c.desired.dstLen} table ${c.desired.table} metric ${c.desired.priority} is taken by a foreign route (proto ${c.foreign.protocol}): left alone`);
+        if (!report.unchanged) this.log.debug(`kernel: ${JSON.stringify({ addresses: report.addresses, routes: report.routes, rules: report.rules })}`);
+        if (report.errors.length > 0 && !this.reconcileRetry && !this.stopping) {
+          this.reconcileRetry = setTimeout(() => {
+            this.reconcileRetry = undefined;
+            this.scheduleReconcile();
+          }, RECONCILE_RETRY_MS);
+        }
+        this.writeResolv(net.dns);
+        // probes go out only now: bound to addresses and routed by tables that exist
+        if (!this.reconcileAgain) this.startDueChecks();
+      } while (this.reconcileAgain && !this.stopping);
+    } catch (e) {
+      this.log.error(`reconcile failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    } finally {
+      this.reconciling = false;
+    }
+  }
+
+  private writeResolv(dns: { nameservers: string[]; search: string[] }): void {
+    const lines = ['# written by netsessiond: the default service\'s DNS'];
+    if (dns.search.length > 0) lines.push(`search ${dns.search.slice(0, 6).join(' ')}`);
+    for (const n of dns.nameservers.slice(0, 3)) lines.push(`nameserver ${n}`);
+    const text = `${lines.join('\n')}\n`;
+    if (text === this.resolvWritten) return;
+    const file = this.cfg.resolvConf;
+    try {
+      mkdirSync(dirname(file), { recursive: true });
+      writeFileSync(`${file}.tmp`, text);
+      renameSync(`${file}.tmp`, file);
+      this.resolvWritten = text;
+    } catch (e) {
+      this.log.error(`cannot write ${file}: ${(e as Error).message}`);
+    }
+  }
+
+  // ---- shutdown -----------------------------------------------------------------------
+
+  /** Stops cleanly: releases leases, removes every kernel object of ours, leaves the bus. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.reconcileRetry) clearTimeout(this.reconcileRetry);
+    for (const t of this.solicited.values()) clearTimeout(t);
+    for (const [ifindex, c] of this.dhcp) {
+      const s = this.serviceAt(ifindex);
+      c.stop({ release: s?.carrier ?? false });
+    }
+    this.dhcp.clear();
+    this.routerListener?.close();
+    // a reconcile under way must end before the last one, which removes everything, starts
+    await this.loop;
+    if (this.mirror) {
+      try {
+        await this.reconciler?.reconcile({ routes: [], rules: [], addresses: [] });
+      } catch (e) {
+        this.log.error(`cleanup of kernel state failed: ${(e as Error).message}`);
+      }
+      for (const [ifindex, snap] of this.uplinks) if (this.mirror.state.links.has(ifindex)) restoreUplink(snap, {}, true);
+      this.mirror.close();
+    }
+    this.api?.close();
+    if (this.bus) {
+      try {
+        await this.bus.releaseName(this.opts.busName);
+      } catch {
+        /* the bus may be gone already */
+      }
+      this.bus.disconnect();
+    }
+    this.log.info('stopped');
+  }
+
+  /** For tests and the CLI: the engine's current state. */
+  snapshot(): EngineState {
+    return this.state;
+  }
+}
+
+function isWireless(ifname: string): boolean {
+  try {
+    readdirSync(`/sys/class/net/${ifname}/wireless`);
+    return true;
+  } catch {
+    return false;
+  }
+}
