@@ -337,7 +337,7 @@ export class Netsessiond {
       if (s && client.ifname === s.ifname) continue;
       this.dhcp.delete(ifindex);
       const still = this.serviceAt(ifindex);
-      client.stop({ release: still !== undefined && still.carrier });
+      client.stop({ release: still?.carrier === true });
     }
     for (const [ifindex, s] of want) {
       if (this.dhcp.has(ifindex)) continue;

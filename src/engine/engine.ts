@@ -221,7 +221,7 @@ function derive(state: EngineState, s: Service, now: number): Service {
   next = { ...next, online };
   let st: ServiceState;
   let error: string | undefined;
-  if (v4 || (v6 && v6.router)) {
+  if (v4 || v6?.router) {
     st = online.ipv4.status === 'online' || online.ipv6.status === 'online' ? 'online' : 'ready';
   } else if (next.settings.ipv4.method === 'dhcp' && now - (next.configuringSince ?? now) >= state.config.dhcpFailureTimeout * 1000) {
     st = 'failure';
