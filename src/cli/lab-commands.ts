@@ -3,6 +3,7 @@
 import { type Command, CommanderError, InvalidArgumentError } from 'commander';
 import {
   type LabStatus,
+  labDaemon,
   labDown,
   labExec,
   labIsp,
@@ -27,6 +28,11 @@ interface NameOpts {
 }
 
 const USAGE_EXIT = 2;
+
+function parseDaemonAction(v: string): 'start' | 'stop' | 'kill' {
+  if (v === 'start' || v === 'stop' || v === 'kill') return v;
+  throw new LabUsageError('daemon action must be start, stop or kill');
+}
 
 /** commander option parser from one of our validators: their message becomes commander's. */
 function parser<T>(validate: (v: string) => T): (v: string) => T {
@@ -89,7 +95,14 @@ function summary(info: LabInfo): string {
     `internet  ${info.internet.ipv4}, ${info.internet.ipv6} (http :${info.internet.httpPort}, echo :${info.internet.echoPort})`,
     '',
     table(rows),
+    ...(info.daemon ? ['', `netsessiond pid ${info.daemon.pid}, log ${info.daemon.log}, state ${info.daemon.stateDir}`] : []),
   ].join('\n');
+}
+
+type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+function parseLogLevel(v: string): LogLevel {
+  if (v === 'error' || v === 'warn' || v === 'info' || v === 'debug') return v;
+  throw new LabUsageError('log level must be error, warn, info or debug');
 }
 
 function statusText(s: LabStatus): string {
@@ -138,12 +151,30 @@ export function registerLabCommands(program: Command): void {
     .option('--uplinks <n>', `number of uplinks, 1..${MAX_UPLINKS}`, parser(parseUplinkCount), 3)
     .option('--lease <seconds>', 'DHCPv4 lease time (≥ 120)', parser(parseLease), DEFAULT_LEASE_SECONDS)
     .option('--json', 'print the lab as one JSON object')
+    .option('--daemon', 'also start netsessiond in the device namespace, configured for the lab')
+    .option('--log-level <level>', 'log level of that netsessiond', parser(parseLogLevel), 'info' as const)
     .action(
-      guarded(async (opts: NameOpts & { uplinks: number; lease: number; json?: boolean }) => {
-        const r = await labUp({ name: opts.name, uplinks: opts.uplinks, leaseSeconds: opts.lease });
+      guarded(async (opts: NameOpts & { uplinks: number; lease: number; json?: boolean; daemon?: boolean; logLevel: LogLevel }) => {
+        const r = await labUp({ name: opts.name, uplinks: opts.uplinks, leaseSeconds: opts.lease, ...(opts.daemon ? { daemon: { logLevel: opts.logLevel } } : {}) });
         const { upMs, ...info } = r;
         if (opts.json) print(JSON.stringify(info));
         else print(`${summary(info)}\n\nup in ${upMs} ms; run commands in it: netsessionctl lab exec --name ${info.name} -- CMD…`);
+      }),
+    );
+
+  nameOption(
+    lab
+      .command('daemon')
+      .description("start, stop (SIGTERM: clean) or kill (SIGKILL: a crash) the lab's netsessiond")
+      .argument('<action>', 'start | stop | kill', parser(parseDaemonAction)),
+  )
+    .option('--log-level <level>', 'log level when starting', parser(parseLogLevel), 'info' as const)
+    .option('--json', 'print the daemon JSON after start')
+    .action(
+      guarded(async (action: 'start' | 'stop' | 'kill', opts: NameOpts & { logLevel: LogLevel; json?: boolean }) => {
+        const d = await labDaemon(opts.name, action, { logLevel: opts.logLevel });
+        if (d) print(opts.json ? JSON.stringify(d) : `netsessiond pid ${d.pid}, log ${d.log}`);
+        else print(`netsessiond of lab ${opts.name}: ${action === 'kill' ? 'killed' : 'stopped'}`);
       }),
     );
 

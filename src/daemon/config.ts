@@ -110,7 +110,7 @@ export function parseConfig(text: string): DaemonConfig {
   if (n.has('ResolvConf')) c.resolvConf = n.get('ResolvConf')!;
   if (n.has('ProvisioningDir')) c.provisioningDir = n.get('ProvisioningDir');
   if (n.has('InterfaceAllowlist')) c.engine.interfaceAllowlist = list(n.get('InterfaceAllowlist'));
-  c.engine.onlineCheck.recheckInterval = int(n.get('OnlineRecheckInterval'), 300, 5, 86400);
+  c.engine.onlineCheck.recheckInterval = int(n.get('OnlineRecheckInterval'), 300, 1, 86400);
   c.onlineCheckTimeoutMs = int(n.get('OnlineCheckTimeout'), 5, 1, 120) * 1000;
   c.engine.dhcpFailureTimeout = int(n.get('DhcpFailureTimeout'), 30, 1, 3600);
   c.ownership.protocol = int(n.get('RouteProtocol'), c.ownership.protocol, 5, 255);

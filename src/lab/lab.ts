@@ -9,6 +9,7 @@ import { basename } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { renderBusConfig } from './bus-config.ts';
+import { DAEMON_PID_FILE, type LabDaemonInfo, type LabDaemonSpec, daemonFiles, daemonPid, startLabDaemon, stopLabDaemon } from './lab-daemon.ts';
 import { dnsmasqArgv } from './dnsmasq.ts';
 import {
   boundPorts,
@@ -80,6 +81,7 @@ function identityFor(pidFile: string, dir: string): Identity | undefined {
   if (f === BUS_PID_FILE) return { comm: 'dbus-daemon', marker };
   if (/^isp[0-9]+\.dnsmasq\.pid$/.test(f)) return { comm: 'dnsmasq', marker };
   if (/^isp[0-9]+\.http\.pid$/.test(f)) return { comm: NODE_COMM, marker };
+  if (f === DAEMON_PID_FILE) return { comm: NODE_COMM, marker };
   return undefined;
 }
 
@@ -279,7 +281,8 @@ export async function labUp(spec: TopologySpec = {}): Promise<LabUpResult> {
       if (u.mode !== 'online') await setIspMode(t, u, u.mode);
       if (u.link !== 'up') await ip(['-n', u.ispNetns, 'link', 'set', u.ispIfname, u.link]);
     }
-    const info = labInfo(t);
+    const info: LabInfo = labInfo(t);
+    if (spec.daemon) info.daemon = await startLabDaemon(t, spec.daemon === true ? {} : spec.daemon, childEnv());
     writeFileSync(`${t.dir}/${LAB_JSON_FILE}`, `${JSON.stringify(info, null, 2)}\n`);
     return { ...info, upMs: Math.round(performance.now() - started) };
   } catch (err) {
@@ -326,6 +329,9 @@ export async function labDown(name: string): Promise<LabDownResult> {
     const id = identityFor(f, dir);
     if (pid !== undefined && id !== undefined && isOurs(pid, id)) targets.add(pid);
   }
+  // the daemon goes first and gently: on SIGTERM it removes its kernel state and releases its leases
+  const daemon = readPidFile(`${dir}/${DAEMON_PID_FILE}`);
+  if (daemon !== undefined && isOurs(daemon, { comm: NODE_COMM, marker: `${dir}/` })) await terminate([daemon], 6000);
   const namespaces = listNetns().filter((n) => n.startsWith(prefix));
   // every process in a namespace this lab created is one the lab started (or one a user
   // started in it with `lab exec`): it goes with the lab
@@ -583,3 +589,22 @@ export function listLabs(): string[] {
   }
   return [...names].sort();
 }
+
+/** Starts, stops (SIGTERM) or kills (SIGKILL) the netsessiond of a running lab. */
+export async function labDaemon(name: string, action: 'start' | 'stop' | 'kill', spec: LabDaemonSpec = {}): Promise<LabDaemonInfo | undefined> {
+  const t = loadLab(name);
+  const file = `${t.dir}/${LAB_JSON_FILE}`;
+  const info = JSON.parse(readFileSync(file, 'utf8')) as LabInfo;
+  if (action === 'start') {
+    const running = daemonPid(t);
+    if (running !== undefined) throw new LabUsageError(`lab ${name} already runs netsessiond (pid ${running})`);
+    info.daemon = await startLabDaemon(t, spec, childEnv());
+  } else {
+    await stopLabDaemon(t, action === 'kill' ? 'SIGKILL' : 'SIGTERM');
+    delete info.daemon;
+  }
+  writeFileSync(file, `${JSON.stringify(info, null, 2)}\n`);
+  return info.daemon;
+}
+
+export { daemonFiles };

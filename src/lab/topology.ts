@@ -1,6 +1,7 @@
 // The lab's topology: a typed, declarative description, its default, and everything derived
 // from it (names, addresses, file paths, the ip batches that build it, the lab JSON).
 // Pure: no I/O here, so the shape of a lab can be tested without root.
+import type { LabDaemonInfo, LabDaemonSpec } from './lab-daemon.ts';
 
 /** All lab state lives below this directory, one sub-directory per lab name. */
 export const LAB_ROOT = '/tmp/netsession-lab';
@@ -60,6 +61,8 @@ export interface TopologySpec {
   leaseSeconds?: number;
   /** Set the device-side interfaces up (so the kernel does SLAAC at once); default true. */
   deviceLinksUp?: boolean;
+  /** also start netsessiond in the device namespace, configured for the lab */
+  daemon?: boolean | LabDaemonSpec;
 }
 
 export interface Uplink {
@@ -324,6 +327,7 @@ export interface LabInfo {
   bus: { address: string; socket: string };
   internet: { ipv4: string; ipv6: string; httpPort: number; echoPort: number };
   uplinks: LabUplinkInfo[];
+  daemon?: LabDaemonInfo;
 }
 
 export function labInfo(t: Topology): LabInfo {
