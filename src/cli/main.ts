@@ -1,5 +1,6 @@
 // netsessionctl: the command-line client. Each command group lives in its own file.
 import { Command, CommanderError } from 'commander';
+import { registerConnmanCommands } from './connman-commands.ts';
 import { registerLabCommands } from './lab-commands.ts';
 
 const program = new Command('netsessionctl')
@@ -8,6 +9,7 @@ const program = new Command('netsessionctl')
   .exitOverride();
 
 registerLabCommands(program);
+registerConnmanCommands(program);
 
 try {
   await program.parseAsync();
