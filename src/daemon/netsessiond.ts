@@ -12,7 +12,7 @@ import { DhcpClient, type DhcpLeaseEvent } from '../bearers/dhcp/dhcp-client.ts'
 import { RouterListener, type RouterEvent } from '../bearers/ipv6/router-listener.ts';
 import { RouterTable } from '../bearers/ipv6/router-table.ts';
 import { checkOnline } from '../bearers/online/online-check.ts';
-import { configureUplink, restoreUplink, type UplinkSnapshot } from '../bearers/sysctl.ts';
+import { configureUplink, restoreUplink, type UplinkSnapshot, writeSysctl } from '../bearers/sysctl.ts';
 import {
   type Command,
   type CommandError,
@@ -75,6 +75,8 @@ export class Netsessiond {
   private readonly raInfo = new Map<number, { rdnss: string[]; dnssl: string[] }>();
   private readonly dhcp = new Map<number, DhcpClient>();
   private readonly uplinks = new Map<number, UplinkSnapshot>();
+  private readonly connectWaiters = new Set<{ check: () => boolean }>();
+  private readonly ipv6Profiles = new Map<number, 'auto' | 'manual' | 'off'>();
   private readonly solicited = new Map<number, NodeJS.Timeout>();
   private readonly linkRequests = new Set<number>();
   private readonly store: StateStore;
@@ -156,6 +158,7 @@ export class Netsessiond {
       state: () => this.state,
       now: clock,
       execute: (cmd) => this.execute(cmd),
+      waitConnected: (id, timeoutMs) => this.waitConnected(id, timeoutMs),
     };
     this.bus = dbus.sessionBus({ busAddress: this.opts.busAddress ?? process.env.DBUS_SYSTEM_BUS_ADDRESS ?? 'unix:path=/run/dbus/system_bus_socket' });
     this.bus.on('error', (e: unknown) => this.log.error(`D-Bus connection: ${e instanceof Error ? e.message : String(e)}`));
@@ -188,7 +191,36 @@ export class Netsessiond {
     return undefined;
   }
 
+  /**
+   * Resolves when the service is connected (undefined), has failed or gone (the error), or
+   * the time is up (OperationTimeout): Service.Connect answers only then, as ConnMan's does.
+   */
+  private waitConnected(id: string, timeoutMs: number): Promise<CommandError | undefined> {
+    return new Promise((resolve) => {
+      const w = {
+        check: (): boolean => {
+          const s = this.state.services.get(id);
+          let r: CommandError | undefined | 'wait' = 'wait';
+          if (!s) r = { name: 'OperationAborted', message: 'the service is gone' };
+          else if (s.state === 'ready' || s.state === 'online') r = undefined;
+          else if (s.state === 'failure') r = { name: 'Failed', message: s.error ?? 'connection failed' };
+          else if (!wantsConnection(this.state, s)) r = { name: 'OperationAborted', message: 'the connection attempt was cancelled' };
+          if (r === 'wait') return false;
+          clearTimeout(timer);
+          resolve(r);
+          return true;
+        },
+      };
+      const timer = setTimeout(() => {
+        this.connectWaiters.delete(w);
+        resolve({ name: 'OperationTimeout', message: `not connected within ${Math.round(timeoutMs / 1000)} s` });
+      }, timeoutMs);
+      if (!w.check()) this.connectWaiters.add(w);
+    });
+  }
+
   private transitioned(prev: EngineState): void {
+    for (const w of [...this.connectWaiters]) if (w.check()) this.connectWaiters.delete(w);
     for (const s of this.state.services.values()) {
       const p = prev.services.get(s.id);
       if (p?.state !== s.state) this.log.info(`${s.id} (${s.ifname}): ${p?.state ?? 'new'} → ${s.state}${s.error ? ` (${s.error})` : ''}`);
@@ -280,6 +312,7 @@ export class Netsessiond {
           this.uplinks.set(s.ifindex, { ifname: s.ifname, previous: [], applied: [] });
         }
       }
+      this.applyIpv6Profile(s);
       const tech = this.state.technologies.get(s.type);
       const wantUp = (tech?.powered ?? true) && !this.state.offlineMode;
       const link = this.mirror.state.links.get(s.ifindex);
@@ -296,7 +329,37 @@ export class Netsessiond {
     for (const [ifindex, snap] of this.uplinks) {
       if (this.serviceAt(ifindex)) continue;
       this.uplinks.delete(ifindex);
+      this.ipv6Profiles.delete(ifindex);
       if (this.mirror.state.links.has(ifindex)) restoreUplink(snap, {}, true);
+    }
+  }
+
+  /**
+   * IPv6 on an uplink follows its service: SLAAC while connected with method auto, a
+   * manual address only (no SLAAC, no RAs) with method manual, and IPv6 switched off
+   * (which takes every IPv6 address off the interface, as ConnMan does) when the service
+   * is off, disconnected or unplugged.
+   */
+  private applyIpv6Profile(s: Service): void {
+    const profile = !wantsConnection(this.state, s) ? 'off' : s.settings.ipv6.method;
+    if (this.ipv6Profiles.get(s.ifindex) === profile) return;
+    const writes: [string, number][] =
+      profile === 'off'
+        ? [['disable_ipv6', 1]]
+        : profile === 'manual'
+          ? [['autoconf', 0], ['accept_ra', 0], ['disable_ipv6', 0]]
+          : [['accept_ra_defrtr', 0], ['autoconf', 1], ['accept_ra', 1], ['disable_ipv6', 0]];
+    try {
+      for (const [key, value] of writes) writeSysctl('ipv6', s.ifname, key, value);
+      this.ipv6Profiles.set(s.ifindex, profile);
+      // a fresh IPv6 start: ask the routers at once
+      if (profile === 'auto') {
+        clearTimeout(this.solicited.get(s.ifindex));
+        this.solicited.delete(s.ifindex);
+      }
+    } catch (e) {
+      this.log.warn(`${s.ifname}: IPv6 ${profile}: ${(e as Error).message}`);
+      this.ipv6Profiles.set(s.ifindex, profile);
     }
   }
 

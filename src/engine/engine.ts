@@ -43,7 +43,22 @@ export type EngineEvent =
 
 /** A ConnMan error: `name` is the suffix after `net.connman.Error.`. */
 export interface CommandError {
-  name: 'InvalidArguments' | 'InvalidProperty' | 'NotSupported' | 'NotConnected' | 'AlreadyConnected' | 'InProgress' | 'NotFound' | 'PermissionDenied' | 'AlreadyDisabled' | 'AlreadyEnabled' | 'OperationAborted' | 'Failed';
+  name:
+    | 'InvalidArguments'
+    | 'InvalidProperty'
+    | 'InvalidService'
+    | 'NotSupported'
+    | 'NotConnected'
+    | 'NoCarrier'
+    | 'AlreadyConnected'
+    | 'InProgress'
+    | 'NotFound'
+    | 'PermissionDenied'
+    | 'AlreadyDisabled'
+    | 'AlreadyEnabled'
+    | 'OperationAborted'
+    | 'OperationTimeout'
+    | 'Failed';
   message: string;
 }
 
@@ -434,7 +449,7 @@ export function command(state: EngineState, cmd: Command, now: number): CommandR
   const settings = (patch: Partial<ServiceSettings>): CommandResult => set({ ...s, settings: { ...s.settings, ...patch } });
   switch (cmd.kind) {
     case 'connect':
-      if (!s.carrier) return err(state, 'NotConnected', 'no carrier: the cable is not plugged in');
+      if (!s.carrier) return err(state, 'NoCarrier', 'no carrier: the cable is not plugged in');
       if (isConnected(s) || s.state === 'configuration' || s.state === 'association') {
         if (!s.settings.userDisconnected) return err(state, isConnected(s) ? 'AlreadyConnected' : 'InProgress', `service is ${s.state}`);
       }
@@ -450,14 +465,18 @@ export function command(state: EngineState, cmd: Command, now: number): CommandR
       // ConnMan: ethernet services cannot be removed
       return err(state, 'NotSupported', 'an ethernet service cannot be removed');
     case 'move': {
+      // ConnMan: the moved service must be a favorite (NotSupported); the target must exist, be one and not be itself (InvalidService)
+      if (!s.settings.favorite) return err(state, 'NotSupported', 'only favorite services can be reordered');
       const t = state.services.get(cmd.target);
-      if (!t) return err(state, 'NotFound', `no service ${cmd.target}`);
-      if (t.id === s.id) return err(state, 'InvalidArguments', 'a service cannot move relative to itself');
-      if (!s.settings.favorite || !t.settings.favorite) return err(state, 'NotSupported', 'only favorite services can be reordered');
+      if (!t || t.id === s.id || !t.settings.favorite) return err(state, 'InvalidService', `not a service to move relative to: ${cmd.target}`);
       return moveService(state, s, t, cmd.where, now);
     }
-    case 'set-autoconnect':
-      return settings({ autoConnect: cmd.value });
+    case 'set-autoconnect': {
+      if (!s.settings.favorite) return err(state, 'InvalidService', 'AutoConnect is only for favorite services');
+      // AutoConnect governs future automatic connections: a service that is up stays up
+      const keep = !cmd.value && wantsConnection(state, s);
+      return set({ ...s, connectRequested: s.connectRequested || keep, settings: { ...s.settings, autoConnect: cmd.value } });
+    }
     case 'clear-error': {
       if (s.state !== 'failure') return { state };
       const next: Service = { ...s, state: 'idle', configuringSince: now };

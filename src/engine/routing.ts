@@ -71,6 +71,8 @@ export function desiredNetwork(state: EngineState, layout: RoutingLayout, now: n
     }
     const v6 = ipv6Of(s, now);
     if (v6) {
+      // SLAAC addresses are the kernel's; a manual one is ours to put there
+      if (v6.method === 'manual') for (const a of v6.addresses) out.addresses.push({ ifindex: s.ifindex, address: a.address, prefixLen: a.prefixLen });
       const prefixes = new Set<string>();
       for (const a of v6.addresses) {
         const net = `${networkOf(a.address, a.prefixLen)}/${a.prefixLen}`;

@@ -112,7 +112,7 @@ test('commands: errors change nothing; Disconnect holds a service down until Con
   const bad = command(st, { kind: 'set-ipv4', id: id(0), config: { method: 'manual', address: '192.0.2.5', netmask: '255.0.255.0' } }, 1);
   assert.equal(bad.error?.name, 'InvalidArguments');
   assert.equal(bad.state, st);
-  assert.equal(command(st, { kind: 'connect', id: id(1) }, 1).error?.name, 'NotConnected');
+  assert.equal(command(st, { kind: 'connect', id: id(1) }, 1).error?.name, 'NoCarrier');
   assert.equal(command(st, { kind: 'connect', id: 'nope' }, 1).error?.name, 'NotFound');
   assert.equal(command(st, { kind: 'connect', id: id(0) }, 1).error?.name, 'AlreadyConnected');
   assert.equal(command(st, { kind: 'remove', id: id(0) }, 1).error?.name, 'NotSupported');
@@ -134,7 +134,10 @@ test('order: online before ready, PreferredTechnologies, MoveBefore', () => {
   assert.equal(orderServices(st.services.values(), [])[0]!.id, id(1), 'online first');
   st = command(st, { kind: 'move', id: id(0), target: id(1), where: 'before' }, 2).state;
   assert.equal(orderServices(st.services.values(), [])[0]!.id, id(0), 'the user order wins');
-  assert.equal(command(st, { kind: 'move', id: id(0), target: id(0), where: 'before' }, 2).error?.name, 'InvalidArguments');
+  assert.equal(command(st, { kind: 'move', id: id(0), target: id(0), where: 'before' }, 2).error?.name, 'InvalidService');
+  // AutoConnect off governs the future: the connected service stays up
+  const ac = command(st, { kind: 'set-autoconnect', id: id(0), value: false }, 3).state;
+  assert.equal(ac.services.get(id(0))!.state, st.services.get(id(0))!.state);
 });
 
 test('offline mode and Powered=false take every ethernet service down; back on, they come back', () => {

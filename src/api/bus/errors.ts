@@ -2,6 +2,8 @@
 export type ConnmanErrorName =
   | 'InvalidArguments'
   | 'InvalidProperty'
+  | 'InvalidService'
+  | 'NoCarrier'
   | 'NotSupported'
   | 'NotConnected'
   | 'AlreadyConnected'

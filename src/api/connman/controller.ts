@@ -7,4 +7,6 @@ export interface Controller {
   now(): number;
   /** runs a command; returns its error, if any (nothing changed then) */
   execute(cmd: Command): CommandError | undefined;
+  /** until the service is connected, fails or the time is up (Service.Connect answers then) */
+  waitConnected(id: string, timeoutMs: number): Promise<CommandError | undefined>;
 }
