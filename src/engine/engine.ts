@@ -39,6 +39,8 @@ export type EngineEvent =
   | { kind: 'dhcp-lost'; ifindex: number }
   | { kind: 'online-started'; id: string; family: Family }
   | { kind: 'online-result'; id: string; family: Family; status: 'online' | 'portal' | 'failed'; portalUrl?: string }
+  /** the services sessions want connected now (see sessions.ts sessionDemand) */
+  | { kind: 'session-demand'; ids: ReadonlySet<string> }
   | { kind: 'tick' };
 
 /** A ConnMan error: `name` is the suffix after `net.connman.Error.`. */
@@ -152,7 +154,7 @@ export function wantsConnection(state: EngineState, s: Service): boolean {
     (tech?.powered ?? true) &&
     !state.offlineMode &&
     !s.settings.userDisconnected &&
-    (s.settings.autoConnect || s.connectRequested)
+    (s.settings.autoConnect || s.connectRequested || s.sessionRequested)
   );
 }
 
@@ -319,6 +321,14 @@ export function reduce(state: EngineState, ev: EngineEvent, now: number): Engine
         if (ev.portalUrl) check.portalUrl = ev.portalUrl;
         return { ...s, online: { ...s.online, [ev.family]: check } };
       });
+    case 'session-demand': {
+      let st = state;
+      for (const s of state.services.values()) {
+        const want = ev.ids.has(s.id);
+        if (s.sessionRequested !== want) st = withService(st, derive(st, { ...s, sessionRequested: want }, now));
+      }
+      return st;
+    }
     case 'tick':
       return rederiveAll(state, now);
   }
@@ -396,6 +406,7 @@ function onLink(state: EngineState, l: LinkFact, now: number): EngineState {
     state: 'idle',
     settings,
     connectRequested: false,
+    sessionRequested: false,
     ipv6Addresses: [],
     routers: [],
     rdnss: [],

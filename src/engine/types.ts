@@ -97,6 +97,8 @@ export interface Service {
   settings: ServiceSettings;
   /** Connect() was called: connect even without AutoConnect (cleared by Disconnect and carrier loss) */
   connectRequested: boolean;
+  /** sessions want it connected (Session.Connect), even without AutoConnect */
+  sessionRequested: boolean;
   /** when the current connection attempt began (ms), to give up on DHCP */
   configuringSince?: number;
   lease?: DhcpLease;

@@ -1,0 +1,221 @@
+// Session semantics (seed 004 + 001, with the decisions of the sessions issue): the
+// effective configuration (policy ∘ request), which service a session uses, its state,
+// which services sessions want connected, and emergency mode. Pure.
+import { wantsConnection } from './engine.ts';
+import { orderServices } from './order.ts';
+import type { Bearer, BearerEntry, ConnectionType, Identity, PolicyGroup, Session, SessionRequest, SessionState, SessionsState } from './session-types.ts';
+import { BEARERS } from './session-types.ts';
+import type { EngineState, Service, TechnologyType } from './types.ts';
+
+export const DEFAULT_REQUEST: SessionRequest = {
+  allowedBearers: undefined,
+  connectionType: 'any',
+  allowedInterface: undefined,
+  sourceIpRule: false,
+  contextIdentifier: '',
+  priority: false,
+  avoidHandover: false,
+  stayConnected: false,
+  periodicConnect: 0,
+  idleTimeout: 0,
+  emergencyCall: false,
+  roamingPolicy: 'default',
+  extended: false,
+};
+
+export function emptySessions(firstMarker: number): SessionsState {
+  return { sessions: new Map(), policies: [], nextMarker: firstMarker };
+}
+
+/** ConnMan's session path: /sessions/ + owner with ':' and '.' as '_' + notifier path. */
+export function sessionPath(owner: string, notifier: string): string {
+  return `/sessions/${owner.replace(/[:.]/g, '_')}${notifier}`;
+}
+
+/** Keeps known bearer names and `*`, in order, without duplicates; unknown names are dropped (seed 004). */
+export function sanitizeBearers(names: readonly string[]): BearerEntry[] {
+  const out: BearerEntry[] = [];
+  for (const n of names) {
+    const b = n === '*' ? '*' : (BEARERS as readonly string[]).includes(n) ? (n as Bearer) : undefined;
+    if (b && !out.includes(b)) out.push(b);
+  }
+  return out;
+}
+
+// ---- policy ----------------------------------------------------------------------------
+
+/**
+ * The policy group that applies to an identity: SELinux type first, then uid, then gid,
+ * then the deepest matching cgroup (ConnMan's order, plus ours). A group that also names a
+ * ContextIdentifier applies only to sessions with that identifier, and beats the same
+ * identity's group without one.
+ */
+export function matchPolicy(groups: readonly PolicyGroup[], id: Identity, contextIdentifier: string): PolicyGroup | undefined {
+  const selinuxType = id.selinux?.split(':')[2];
+  const rank = (g: PolicyGroup): number => {
+    const m = g.match;
+    if (m.contextIdentifier !== undefined && m.contextIdentifier !== contextIdentifier) return -1;
+    const ctx = m.contextIdentifier !== undefined ? 0.5 : 0;
+    if (m.selinux !== undefined) return m.selinux === selinuxType ? 400 + ctx : -1;
+    if (m.uid !== undefined) return m.uid === id.uid ? 300 + ctx : -1;
+    if (m.gid !== undefined) return id.gids.includes(m.gid) ? 200 + ctx : -1;
+    if (m.cgroup !== undefined) {
+      const cg = id.cgroup ?? '';
+      const inside = cg === m.cgroup || cg.startsWith(m.cgroup.endsWith('/') ? m.cgroup : `${m.cgroup}/`);
+      return inside ? 100 + m.cgroup.length / 1e4 + ctx : -1;
+    }
+    // a group that matches on the ContextIdentifier alone
+    return m.contextIdentifier !== undefined ? 50 + ctx : -1;
+  };
+  let best: PolicyGroup | undefined;
+  let bestRank = -1;
+  for (const g of groups) {
+    const r = rank(g);
+    if (r > bestRank) {
+      best = g;
+      bestRank = r;
+    }
+  }
+  return best;
+}
+
+// ---- effective configuration ------------------------------------------------------------
+
+/** The application's bearers in its own order, narrowed to what the policy allows. */
+export function effectiveBearers(s: Session): BearerEntry[] {
+  const wanted = s.request.allowedBearers ?? ['*'];
+  const allowed = s.policy?.allowedBearers;
+  if (!allowed || allowed.includes('*')) return wanted;
+  const out: BearerEntry[] = [];
+  for (const b of wanted) {
+    if (b === '*') out.push('*');
+    else if (allowed.includes(b)) out.push(b);
+  }
+  return out;
+}
+
+/** Whether a bearer is allowed at all by the policy (a `*` in the request is narrowed by it). */
+function policyAllows(s: Session, bearer: TechnologyType): boolean {
+  const allowed = s.policy?.allowedBearers;
+  return !allowed || allowed.includes('*') || allowed.includes(bearer);
+}
+
+/** The policy can only narrow: `local` or `internet` from the policy wins over the request. */
+export function effectiveType(s: Session): ConnectionType {
+  const p = s.policy?.connectionType;
+  if (p === undefined || p === 'any') return s.request.connectionType;
+  return p;
+}
+
+export function effectiveInterface(s: Session): string | undefined {
+  return s.policy?.allowedInterface ?? s.request.allowedInterface;
+}
+
+/** Settings that need a policy's permission. */
+export function grantedEmergency(s: Session): boolean {
+  return s.request.emergencyCall && s.policy?.emergencyCall === true;
+}
+
+// ---- which service ------------------------------------------------------------------------
+
+/**
+ * Where a service stands in the session's preference: the index of the first AllowedBearers
+ * entry it matches, or -1. Interface and policy must allow it too.
+ */
+export function preference(s: Session, svc: Service): number {
+  const iface = effectiveInterface(s);
+  if (iface !== undefined && iface !== svc.ifname) return -1;
+  if (!policyAllows(s, svc.type)) return -1;
+  const bearers = effectiveBearers(s);
+  for (let i = 0; i < bearers.length; i++) if (bearers[i] === '*' || bearers[i] === svc.type) return i;
+  return -1;
+}
+
+/** A service a session can use now: connected, and online if the session wants internet. */
+export function attachable(s: Session, svc: Service): boolean {
+  if (svc.state === 'online') return true;
+  return svc.state === 'ready' && effectiveType(s) !== 'internet';
+}
+
+/** The session's service: the best attachable match (bearer order, then service order); AvoidHandover keeps the current one while it is usable. */
+export function chooseService(engine: EngineState, s: Session, ordered: readonly Service[]): Service | undefined {
+  if (s.request.avoidHandover && s.serviceId) {
+    const cur = engine.services.get(s.serviceId);
+    if (cur && attachable(s, cur) && preference(s, cur) >= 0) return cur;
+  }
+  let best: Service | undefined;
+  let bestPref = Infinity;
+  for (const svc of ordered) {
+    if (!attachable(s, svc)) continue;
+    const p = preference(s, svc);
+    if (p >= 0 && p < bestPref) {
+      best = svc;
+      bestPref = p;
+    }
+  }
+  return best;
+}
+
+export function sessionState(s: Session, svc: Service | undefined): SessionState {
+  if (!svc) return 'disconnected';
+  const type = effectiveType(s);
+  if (type === 'local') return 'connected';
+  if (svc.state === 'online') return 'online';
+  return type === 'internet' ? 'disconnected' : 'connected';
+}
+
+/** Assigns every session its service. Returns the same object when nothing changed. */
+export function assignServices(sessions: SessionsState, engine: EngineState): SessionsState {
+  const ordered = orderServices(engine.services.values(), engine.config.preferredTechnologies);
+  let changed: Map<string, Session> | undefined;
+  for (const [path, s] of sessions.sessions) {
+    const svc = chooseService(engine, s, ordered);
+    if (svc?.id === s.serviceId) continue;
+    changed ??= new Map(sessions.sessions);
+    changed.set(path, { ...s, serviceId: svc?.id });
+  }
+  return changed ? { ...sessions, sessions: changed } : sessions;
+}
+
+/**
+ * Services sessions want connected: for each active session that has no usable service,
+ * the best matching service that could come up (carrier, not switched off by the user).
+ * One per session, so two sessions pinned to two interfaces both get theirs.
+ */
+export function sessionDemand(sessions: SessionsState, engine: EngineState): Set<string> {
+  const out = new Set<string>();
+  const ordered = orderServices(engine.services.values(), engine.config.preferredTechnologies);
+  for (const s of sessions.sessions.values()) {
+    if (!s.active) continue;
+    const cur = s.serviceId ? engine.services.get(s.serviceId) : undefined;
+    if (cur && attachable(s, cur)) {
+      // keep what it uses up, as long as sessions use it
+      if (cur.sessionRequested) out.add(cur.id);
+      continue;
+    }
+    let best: Service | undefined;
+    let bestPref = Infinity;
+    for (const svc of ordered) {
+      if (!svc.carrier || svc.settings.userDisconnected) continue;
+      const tech = engine.technologies.get(svc.type);
+      if (tech && !tech.powered) continue;
+      const p = preference(s, svc);
+      if (p >= 0 && p < bestPref) {
+        best = svc;
+        bestPref = p;
+      }
+    }
+    if (best) out.add(best.id);
+  }
+  return out;
+}
+
+/** The emergency session, while it is connected: its traffic alone may leave. */
+export function emergencySession(sessions: SessionsState, engine: EngineState): Session | undefined {
+  for (const s of sessions.sessions.values()) {
+    if (!grantedEmergency(s) || !s.active || !s.serviceId) continue;
+    const svc = engine.services.get(s.serviceId);
+    if (svc && attachable(s, svc) && wantsConnection(engine, svc)) return s;
+  }
+  return undefined;
+}
