@@ -117,7 +117,8 @@ export function parseConfig(text: string): DaemonConfig {
   c.layout.protocol = c.ownership.protocol;
   const band = int(n.get('RulePriorityBase'), c.ownership.rulePriorities.min, 1, 31000);
   c.ownership.rulePriorities = { min: band, max: band + 999 };
-  c.layout.sourceRulePriority = band + 100;
+  // after the session rules (see src/engine/session-routing.ts)
+  c.layout.sourceRulePriority = band + 950;
   const tbase = int(n.get('TableBase'), c.ownership.tables.min, 256, 0x7fff0000);
   c.ownership.tables = { min: tbase, max: tbase + 0xffff };
   c.engine.tables = { min: tbase, max: tbase + 0xfff };

@@ -7,6 +7,11 @@ import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 
 import { dirname, join } from 'node:path';
 import dbus, { type MessageBus } from 'dbus-next';
 import { ConnmanApi } from '../api/connman/connman-api.ts';
+import { type SessionController, SessionApi } from '../api/connman/session.ts';
+import { assignServices, sessionDemand } from '../engine/sessions.ts';
+import { sessionRules } from '../engine/session-routing.ts';
+import type { Identity, Session } from '../engine/session-types.ts';
+import { SessionHost } from './session-host.ts';
 import type { Controller } from '../api/connman/controller.ts';
 import { DhcpClient, type DhcpLeaseEvent } from '../bearers/dhcp/dhcp-client.ts';
 import { RouterListener, type RouterEvent } from '../bearers/ipv6/router-listener.ts';
@@ -76,6 +81,11 @@ export class Netsessiond {
   private readonly dhcp = new Map<number, DhcpClient>();
   private readonly uplinks = new Map<number, UplinkSnapshot>();
   private readonly connectWaiters = new Set<{ check: () => boolean }>();
+  private readonly sessions: SessionHost;
+  private sessionApi: SessionApi | undefined;
+  private readonly identities = new Map<string, Promise<Identity>>();
+  private readonly pendingRemoved: { session: Session; byDaemon: boolean }[] = [];
+  private sessionsTimer: NodeJS.Immediate | undefined;
   private readonly ipv6Profiles = new Map<number, 'auto' | 'manual' | 'off'>();
   private readonly solicited = new Map<number, NodeJS.Timeout>();
   private readonly linkRequests = new Set<number>();
@@ -99,6 +109,11 @@ export class Netsessiond {
     this.store = new StateStore(opts.stateDir, this.log.child('store'));
     const g = this.store.loadGlobal();
     this.state = createState(this.cfg.engine, { offlineMode: g.offlineMode, powered: g.powered, services: this.store.loadServices() });
+    this.sessions = new SessionHost({
+      engine: () => this.state,
+      now: clock,
+      changed: (removed) => this.sessionsChanged(removed),
+    });
   }
 
   private loadProvisioning(): DaemonConfig['engine']['provisioning'] {
@@ -166,6 +181,21 @@ export class Netsessiond {
       busName: this.opts.busName,
       onInternalError: (e) => this.log.error(`D-Bus handler failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`),
     });
+    const sessionCtl: SessionController = {
+      sessions: () => this.sessions.state,
+      engine: () => this.state,
+      now: clock,
+      emergency: () => this.sessions.emergency(),
+      identify: (sender) => this.identify(sender),
+      create: (owner, notifier, request, identity) => this.sessions.create(owner, notifier, request, identity),
+      destroy: (path) => this.sessions.destroy(path),
+      connect: (path) => this.sessions.connect(path),
+      disconnect: (path) => this.sessions.disconnect(path),
+      change: (path, request) => this.sessions.change(path, request),
+    };
+    this.sessionApi = new SessionApi(this.bus, this.api.tree, sessionCtl);
+    this.api.addManagerMethods(this.sessionApi.managerMethods());
+    await this.watchOwners();
     await this.api.claimName();
     this.started = true;
     this.afterChange(undefined);
@@ -227,6 +257,94 @@ export class Netsessiond {
     }
     this.api?.publish(prev, this.state);
     this.afterChange(prev);
+  }
+
+  /** Who is calling: from the bus's credentials, cached per connection (they never change). */
+  private identify(sender: string): Promise<Identity> {
+    let p = this.identities.get(sender);
+    if (!p) {
+      p = this.lookupIdentity(sender);
+      this.identities.set(sender, p);
+      p.catch(() => this.identities.delete(sender));
+    }
+    return p;
+  }
+
+  private async lookupIdentity(sender: string): Promise<Identity> {
+    const bus = this.bus!;
+    const r = await bus.call(new dbus.Message({ destination: 'org.freedesktop.DBus', path: '/org/freedesktop/DBus', interface: 'org.freedesktop.DBus', member: 'GetConnectionCredentials', signature: 's', body: [sender] }));
+    const creds = (r?.body?.[0] ?? {}) as Record<string, { value: unknown }>;
+    const uid = Number(creds.UnixUserID?.value);
+    if (!Number.isInteger(uid)) throw new Error(`no credentials for ${sender}`);
+    const gids = Array.isArray(creds.UnixGroupIDs?.value) ? (creds.UnixGroupIDs.value as number[]).map(Number) : [];
+    const pid = creds.ProcessID?.value === undefined ? undefined : Number(creds.ProcessID.value);
+    const id: Identity = { uid, gids };
+    if (pid !== undefined) {
+      id.pid = pid;
+      try {
+        const line = readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').find((l) => l.startsWith('0::'));
+        if (line) id.cgroup = line.slice(3);
+      } catch {
+        /* the caller may be gone already */
+      }
+    }
+    const label = creds.LinuxSecurityLabel?.value;
+    if (Buffer.isBuffer(label)) id.selinux = label.toString('utf8').replace(/\0.*$/, '');
+    return id;
+  }
+
+  /** Sessions end with their owner's connection to the bus. */
+  private async watchOwners(): Promise<void> {
+    const bus = this.bus!;
+    bus.on('message', (m: dbus.Message) => {
+      if (m.member !== 'NameOwnerChanged' || m.interface !== 'org.freedesktop.DBus' || m.sender !== 'org.freedesktop.DBus') return;
+      const [name, , newOwner] = (m.body ?? []) as [string, string, string];
+      if (typeof name === 'string' && name.startsWith(':') && newOwner === '') {
+        this.identities.delete(name);
+        this.sessions.ownerGone(name);
+      }
+    });
+    await bus.call(
+      new dbus.Message({
+        destination: 'org.freedesktop.DBus',
+        path: '/org/freedesktop/DBus',
+        interface: 'org.freedesktop.DBus',
+        member: 'AddMatch',
+        signature: 's',
+        body: ["type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',member='NameOwnerChanged'"],
+      }),
+    );
+  }
+
+  private sessionsChanged(removed: { session: Session; byDaemon: boolean }[]): void {
+    if (!this.started) return;
+    this.pendingRemoved.push(...removed);
+    if (this.stopping) {
+      // shutdown: tell everyone now, while the bus is still there
+      this.syncSessions(this.pendingRemoved.splice(0));
+      return;
+    }
+    // after the method's reply: ConnMan answers CreateSession before the first Update
+    if (this.sessionsTimer) return;
+    this.sessionsTimer = setImmediate(() => {
+      this.sessionsTimer = undefined;
+      this.syncSessions(this.pendingRemoved.splice(0));
+      this.scheduleReconcile();
+    });
+  }
+
+  /** Sessions follow services; services follow what active sessions ask for. */
+  private syncSessions(removed: { session: Session; byDaemon: boolean }[] = []): void {
+    this.sessions.state = assignServices(this.sessions.state, this.state);
+    const demand = sessionDemand(this.sessions.state, this.state);
+    let same = true;
+    for (const s of this.state.services.values()) if (s.sessionRequested !== demand.has(s.id)) same = false;
+    if (!same) {
+      // the engine transition comes back here through afterChange
+      this.dispatch({ kind: 'session-demand', ids: demand });
+      this.sessions.state = assignServices(this.sessions.state, this.state);
+    }
+    this.sessionApi?.publish(removed);
   }
 
   private feedLink(l: Link): void {
@@ -296,6 +414,7 @@ export class Netsessiond {
     if (!this.started || this.stopping) return;
     this.syncUplinks();
     this.syncDhcp();
+    this.syncSessions();
     this.persist(prev);
     this.scheduleReconcile();
     this.armTimer();
@@ -510,7 +629,7 @@ export class Netsessiond {
         const report = await this.reconciler.reconcile({
           addresses: net.addresses.map((a) => ({ index: a.ifindex, address: a.address, prefixLen: a.prefixLen, ...(a.broadcast ? { broadcast: a.broadcast } : {}) })),
           routes: net.routes,
-          rules: net.rules,
+          rules: [...net.rules, ...sessionRules(this.sessions.state, this.state, { protocol: this.cfg.ownership.protocol, base: this.cfg.ownership.rulePriorities.min })],
         });
         for (const e of report.errors) this.log.warn(`kernel: ${e.message}`);
         for (const c of report.conflicts) this.log.warn(`kernel: route ${c.desired.dst}/${c.desired.dstLen} table ${c.desired.table} metric ${c.desired.priority} is taken by a foreign route (proto ${c.foreign.protocol}): left alone`);
@@ -555,6 +674,8 @@ export class Netsessiond {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    // every session learns that the daemon ended it (Release), while the bus is still there
+    if (this.started) this.sessions.releaseAll();
     if (this.timer) clearTimeout(this.timer);
     if (this.reconcileRetry) clearTimeout(this.reconcileRetry);
     for (const t of this.solicited.values()) clearTimeout(t);

@@ -53,6 +53,7 @@ export interface CommandError {
     | 'NotConnected'
     | 'NoCarrier'
     | 'AlreadyConnected'
+    | 'AlreadyExists'
     | 'InProgress'
     | 'NotFound'
     | 'PermissionDenied'

@@ -20,7 +20,7 @@ export interface RoutingLayout {
   mainMetric6: number;
 }
 
-export const DEFAULT_LAYOUT: RoutingLayout = { protocol: 83, sourceRulePriority: 10100, mainMetric4: 0, mainMetric6: 1024 };
+export const DEFAULT_LAYOUT: RoutingLayout = { protocol: 83, sourceRulePriority: 10950, mainMetric4: 0, mainMetric6: 1024 };
 
 export interface DesiredAddress {
   ifindex: number;

@@ -28,7 +28,7 @@ DhcpFailureTimeout = banana
   assert.equal(c.engine.onlineCheck.maxInterval, 3);
   assert.equal(c.resolvConf, '/tmp/x/resolv.conf');
   assert.deepEqual(c.ownership.rulePriorities, { min: 20000, max: 20999 });
-  assert.equal(c.layout.sourceRulePriority, 20100);
+  assert.equal(c.layout.sourceRulePriority, 20950);
   assert.equal(c.engine.tables.min, 300000);
   assert.equal(c.engine.dhcpFailureTimeout, 30);
   for (const w of [/warp/, /Frobnicate/, /ftp:/]) assert.ok(c.warnings.some((x) => w.test(x)), `warning for ${w}`);

@@ -47,6 +47,12 @@ export class ConnmanApi {
     this.publish(undefined, ctl.state());
   }
 
+  /** More Manager methods (sessions), added after construction. */
+  addManagerMethods(methods: InterfaceSpec['methods']): void {
+    const m = this.tree.get('/')?.get(MANAGER_IFACE);
+    if (m) Object.assign(m.methods, methods);
+  }
+
   async claimName(): Promise<void> {
     // DO_NOT_QUEUE: a second daemon must fail loudly, not wait in line
     const r = await this.bus.requestName(this.opts.busName, 0x4);

@@ -117,6 +117,8 @@ export interface RuleSpec {
   uidRange?: { start: number; end: number };
   ipProto?: number;
   invert?: boolean;
+  /** target priority of a FR_ACT_GOTO rule */
+  goto?: number;
 }
 
 export function normalizeRule(s: RuleSpec): Rule {
@@ -141,6 +143,7 @@ export function normalizeRule(s: RuleSpec): Rule {
   if (s.oifname !== undefined) r.oifname = s.oifname;
   if (s.uidRange !== undefined) r.uidRange = { ...s.uidRange };
   if (s.ipProto !== undefined) r.ipProto = s.ipProto;
+  if (s.goto !== undefined) r.goto = s.goto;
   return r;
 }
 

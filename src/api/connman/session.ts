@@ -1,0 +1,188 @@
+// Sessions on D-Bus: Manager.CreateSession/DestroySession, one net.connman.Session object
+// per session (Destroy, Connect, Disconnect, Change — owner only), and the calls into the
+// application's net.connman.Notification (Update with what changed; Release when the daemon
+// ends a session the application did not end).
+import dbus, { type MessageBus } from 'dbus-next';
+import type { CommandError } from '../../engine/engine.ts';
+import type { Identity, Session, SessionRequest, SessionsState } from '../../engine/session-types.ts';
+import type { EngineState, Service } from '../../engine/types.ts';
+import { ApiError } from '../bus/errors.ts';
+import type { InterfaceSpec, MethodSpec, ObjectTree } from '../bus/object-tree.ts';
+import type { Dict } from './properties.ts';
+import { sameVariant } from './properties.ts';
+import { SERVICE_GROUP, applySetting, parseCreateSettings, sessionSettings } from './session-settings.ts';
+
+export const SESSION_IFACE = 'net.connman.Session';
+const NOTIFICATION_IFACE = 'net.connman.Notification';
+const NO_REPLY_EXPECTED = 0x1;
+const OBJECT_PATH = /^\/(?:[A-Za-z0-9_]+(?:\/[A-Za-z0-9_]+)*)$/;
+const MAX_PATH = 255;
+
+/** What the session objects need from the daemon. Errors come back as CommandError. */
+export interface SessionController {
+  sessions(): SessionsState;
+  engine(): EngineState;
+  now(): number;
+  /** the emergency session, while one is connected */
+  emergency(): Session | undefined;
+  identify(sender: string): Promise<Identity>;
+  create(owner: string, notifier: string, request: SessionRequest, identity: Identity): Session | CommandError;
+  destroy(path: string): void;
+  connect(path: string): CommandError | undefined;
+  disconnect(path: string): CommandError | undefined;
+  change(path: string, request: SessionRequest): CommandError | undefined;
+}
+
+const fail = (e: CommandError): never => {
+  throw new ApiError(e.name, e.message);
+};
+
+export class SessionApi {
+  /** what the application was last told, per session */
+  private readonly told = new Map<string, { dict: Dict; session: Session; service: Service | undefined; emergency: boolean }>();
+
+  constructor(
+    private readonly bus: MessageBus,
+    private readonly tree: ObjectTree,
+    private readonly ctl: SessionController,
+  ) {}
+
+  /** Manager methods for sessions. */
+  managerMethods(): Record<string, MethodSpec> {
+    return {
+      CreateSession: {
+        in: 'a{sv}o',
+        out: 'o',
+        argNames: ['settings', 'notifier'],
+        handler: async ({ sender, args }) => {
+          const notifier = String(args[1]);
+          // ConnMan aborts on '/': the session path would end in '/'
+          if (!OBJECT_PATH.test(notifier) || notifier.length > MAX_PATH) throw new ApiError('InvalidArguments', 'notifier must be an object path other than /');
+          const request = parseCreateSettings(args[0]);
+          const identity = await this.ctl.identify(sender);
+          const r = this.ctl.create(sender, notifier, request, identity);
+          if ('name' in r) fail(r);
+          const s = r as Session;
+          this.tree.add(s.path, this.sessionInterface(s.path));
+          return [s.path];
+        },
+      },
+      DestroySession: {
+        in: 'o',
+        out: '',
+        argNames: ['session'],
+        handler: ({ sender, args }) => {
+          this.owned(String(args[0]), sender, true);
+          this.ctl.destroy(String(args[0]));
+          return [];
+        },
+      },
+    };
+  }
+
+  private owned(path: string, sender: string, viaManager = false): Session {
+    const s = this.ctl.sessions().sessions.get(path);
+    // ConnMan: DestroySession of an unknown path is InvalidArguments
+    if (!s) throw new ApiError(viaManager ? 'InvalidArguments' : 'NotFound', `no session ${path}`);
+    if (s.owner !== sender) throw new ApiError('PermissionDenied', 'the session belongs to another client');
+    return s;
+  }
+
+  private sessionInterface(path: string): InterfaceSpec {
+    const check = (e: CommandError | undefined): [] => {
+      if (e) fail(e);
+      return [];
+    };
+    return {
+      name: SESSION_IFACE,
+      methods: {
+        Destroy: {
+          in: '',
+          out: '',
+          handler: ({ sender }) => {
+            this.owned(path, sender);
+            this.ctl.destroy(path);
+            return [];
+          },
+        },
+        Connect: { in: '', out: '', handler: ({ sender }) => (this.owned(path, sender), check(this.ctl.connect(path))) },
+        Disconnect: { in: '', out: '', handler: ({ sender }) => (this.owned(path, sender), check(this.ctl.disconnect(path))) },
+        Change: {
+          in: 'sv',
+          out: '',
+          argNames: ['name', 'value'],
+          handler: ({ sender, args }) => {
+            const s = this.owned(path, sender);
+            return check(this.ctl.change(path, applySetting(s.request, String(args[0]), args[1], false)));
+          },
+        },
+      },
+      signals: {},
+    };
+  }
+
+  /**
+   * Tells every application what changed for its sessions: the first Update is complete,
+   * later ones carry only what changed (the service group together). Sessions whose inputs
+   * are the very same objects as last time are skipped without computing anything.
+   */
+  publish(removed: Iterable<{ session: Session; byDaemon: boolean }> = []): void {
+    const st = this.ctl.sessions();
+    const engine = this.ctl.engine();
+    const emergency = this.ctl.emergency() !== undefined;
+    const now = this.ctl.now();
+    // sessions with Priority granted are told first (seed 001)
+    const order = [...st.sessions.values()].sort((a, b) => Number(b.request.priority && b.policy?.priority === true) - Number(a.request.priority && a.policy?.priority === true));
+    for (const s of order) {
+      const service = s.serviceId ? engine.services.get(s.serviceId) : undefined;
+      const last = this.told.get(s.path);
+      if (last && last.session === s && last.service === service && last.emergency === emergency) continue;
+      const dict = sessionSettings(s, service, now, emergency);
+      let out: Dict = dict;
+      if (last) {
+        out = {};
+        const serviceChanged = last.service?.id !== service?.id;
+        for (const [k, v] of Object.entries(dict)) {
+          if (serviceChanged && (SERVICE_GROUP as readonly string[]).includes(k)) out[k] = v;
+          else if (!sameVariant(last.dict[k], v)) out[k] = v;
+        }
+      }
+      this.told.set(s.path, { dict, session: s, service, emergency });
+      if (Object.keys(out).length > 0) this.notify(s, 'Update', out);
+    }
+    for (const { session: s, byDaemon } of removed) {
+      const last = this.told.get(s.path);
+      this.told.delete(s.path);
+      this.tree.remove(s.path);
+      if (byDaemon) this.notify(s, 'Release');
+      else if (last && (last.dict.State as { value?: unknown } | undefined)?.value !== 'disconnected') {
+        // ConnMan: a session that ends while connected tells its owner it is disconnected
+        const V = dbus.Variant;
+        this.notify(s, 'Update', { State: new V('s', 'disconnected'), Name: new V('s', ''), IPv4: new V('a{sv}', {}), IPv6: new V('a{sv}', {}), Interface: new V('s', ''), Bearer: new V('s', '') });
+      }
+    }
+  }
+
+  /** A call into the application, without waiting for (or keeping a slot for) its reply. */
+  private notify(s: Session, member: 'Update' | 'Release', dict?: Dict): void {
+    const msg = new dbus.Message({
+      destination: s.owner,
+      path: s.notifier,
+      interface: NOTIFICATION_IFACE,
+      member,
+      ...(dict ? { signature: 'a{sv}', body: [dict] } : {}),
+    });
+    msg.flags = NO_REPLY_EXPECTED;
+    try {
+      this.bus.send(msg);
+    } catch {
+      // the bus connection is gone; the daemon notices that elsewhere
+    }
+  }
+
+  /** Registers the objects of sessions that exist already (none at start today). */
+  forget(path: string): void {
+    this.told.delete(path);
+    this.tree.remove(path);
+  }
+}
