@@ -1,6 +1,13 @@
-// The lab's "internet", run once inside every ISP namespace (started by lab.ts):
+// The lab's "internet": ONE process per lab serves every ISP namespace (started by lab.ts).
 //
-//   node --import tsx internet-server.ts --isp NAME [--port 80] [--echo-port 7] [--mode-file FILE]
+//   node --import tsx internet-server.ts [--port 80] [--echo-port 7] --serve NAME:NETNS:MODEFILE …
+//   node --import tsx internet-server.ts [--port 80] [--echo-port 7] --isp NAME [--mode-file FILE]
+//
+// The first form opens, for every --serve, listening sockets inside network namespace NETNS
+// (a name under /run/netns); the second serves the namespace the process runs in. A socket
+// belongs to the namespace its creating thread was in at socket() time, and keeps it; the
+// connections it accepts are in that namespace too. So one process (~40 MB) replaces one
+// per ISP, and a connection's listening socket tells which ISP it came through.
 //
 // HTTP, dual stack on every address of the namespace:
 //   GET /whoami              200 {"client": "<source address>", "isp": "<NAME>"}: the server
@@ -11,7 +18,7 @@
 //   anything else            404
 // In portal mode every path except /login answers 302 to http://<host>/login, and the status
 // page loses its X-ConnMan-Status header: what a captive portal looks like to a prober.
-// The mode file is read on every request, so `lab isp … portal` needs no restart.
+// Each ISP's mode file is read on every request, so `lab isp … portal` needs no restart.
 // TCP echo on the echo port.
 import { realpathSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -19,11 +26,14 @@ import { createServer as createHttpServer, type IncomingMessage, type ServerResp
 import { createServer as createTcpServer, type Server } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { inNetns } from '../kernel/sys/netns.ts';
 
 export type ServerMode = 'online' | 'portal';
 
 export interface InternetServerOptions {
   isp: string;
+  /** network namespace to listen in (a name under /run/netns); default: the caller's */
+  netns?: string;
   port: number;
   echoPort: number;
   modeFile?: string;
@@ -102,17 +112,34 @@ export function startInternetServer(opts: InternetServerOptions): Promise<void> 
   const listen = (server: Server, port: number): Promise<void> =>
     new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      // '::' without ipv6Only is dual stack: IPv4 clients arrive as ::ffff:a.b.c.d
-      server.listen({ host: '::', port, ipv6Only: false }, resolve);
+      server.once('listening', () => {
+        server.off('error', reject);
+        resolve();
+      });
+      // The socket must be created while this thread is inside the namespace. With a host
+      // (even the literal '::') Node defers the bind to a dns.lookup callback on the next
+      // tick — after inNetns has switched back — and the socket lands in the wrong namespace
+      // (checked). Without a host, listen() creates and binds the socket synchronously, on
+      // '::' dual stack (IPv4 clients arrive as ::ffff:a.b.c.d).
+      inNetns(opts.netns, () => server.listen({ port, ipv6Only: false }));
     });
   return Promise.all([listen(http, opts.port), opts.echoPort > 0 ? listen(echo, opts.echoPort) : undefined]).then(
     () => undefined,
   );
 }
 
+/** `NAME:NETNS:MODEFILE` (the mode file may hold colons; NETNS may be empty = our own). */
+export function parseServeSpec(spec: string): { isp: string; netns?: string; modeFile?: string } {
+  const m = /^([A-Za-z0-9_-]+):([A-Za-z0-9_.-]*)(?::(.*))?$/.exec(spec);
+  if (m === null) throw new Error(`bad --serve ${JSON.stringify(spec)} (expected NAME:NETNS[:MODEFILE])`);
+  const [, isp = '', netns = '', modeFile = ''] = m;
+  return { isp, ...(netns === '' ? {} : { netns }), ...(modeFile === '' ? {} : { modeFile }) };
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
+      serve: { type: 'string', multiple: true, default: [] },
       isp: { type: 'string' },
       port: { type: 'string', default: '80' },
       'echo-port': { type: 'string', default: '7' },
@@ -120,16 +147,18 @@ async function main(): Promise<void> {
       'log-requests': { type: 'boolean', default: false },
     },
   });
-  if (values.isp === undefined) throw new Error('--isp is required');
-  const opts: InternetServerOptions = {
-    isp: values.isp,
-    port: Number(values.port),
-    echoPort: Number(values['echo-port']),
-    logRequests: values['log-requests'],
-  };
-  if (values['mode-file'] !== undefined) opts.modeFile = values['mode-file'];
-  await startInternetServer(opts);
-  process.stdout.write(`internet server for ${opts.isp}: http :${opts.port}, echo :${opts.echoPort}\n`);
+  const targets = values.serve.map(parseServeSpec);
+  if (values.isp !== undefined) {
+    targets.push({ isp: values.isp, ...(values['mode-file'] === undefined ? {} : { modeFile: values['mode-file'] }) });
+  }
+  if (targets.length === 0) throw new Error('nothing to serve: give --serve NAME:NETNS:MODEFILE or --isp NAME');
+  const port = Number(values.port);
+  const echoPort = Number(values['echo-port']);
+  // each listen() has created its socket before it returns (see above), so all at once is safe
+  await Promise.all(targets.map((t) => startInternetServer({ ...t, port, echoPort, logRequests: values['log-requests'] })));
+  process.stdout.write(
+    `internet server: http :${port}, echo :${echoPort} for ${targets.map((t) => `${t.isp}@${t.netns ?? 'own netns'}`).join(', ')}\n`,
+  );
   process.once('SIGTERM', () => process.exit(0));
 }
 

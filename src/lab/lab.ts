@@ -13,6 +13,7 @@ import { DAEMON_PID_FILE, type LabDaemonInfo, type LabDaemonSpec, daemonFiles, d
 import { dnsmasqArgv } from './dnsmasq.ts';
 import {
   boundPorts,
+  boundPortsInNetns,
   type Identity,
   isOurs,
   isRunning,
@@ -30,6 +31,8 @@ import {
   BUS_LOG_FILE,
   BUS_PID_FILE,
   CONNMAN_BUS_POLICY,
+  INTERNET_LOG_FILE,
+  INTERNET_PID_FILE,
   deviceBatch,
   type IspAction,
   type IspMode,
@@ -80,6 +83,8 @@ function identityFor(pidFile: string, dir: string): Identity | undefined {
   const f = basename(pidFile);
   if (f === BUS_PID_FILE) return { comm: 'dbus-daemon', marker };
   if (/^isp[0-9]+\.dnsmasq\.pid$/.test(f)) return { comm: 'dnsmasq', marker };
+  if (f === INTERNET_PID_FILE) return { comm: NODE_COMM, marker };
+  // one internet server per ISP, as labs built by earlier versions still have
   if (/^isp[0-9]+\.http\.pid$/.test(f)) return { comm: NODE_COMM, marker };
   if (f === DAEMON_PID_FILE) return { comm: NODE_COMM, marker };
   return undefined;
@@ -135,32 +140,39 @@ function startDnsmasq(t: Topology, u: Uplink): number {
   });
 }
 
-function startInternet(t: Topology, u: Uplink): number {
-  const f = uplinkFiles(t.dir, u.index);
+/**
+ * The one internet server of the lab: it lives in the first ISP's namespace (so `lab down`
+ * finds it there even without its pid file) and listens in every ISP's namespace.
+ */
+function startInternet(t: Topology): number {
+  const first = t.uplinks[0] as Uplink;
   return spawnDetached({
     argv: [
       'ip',
       'netns',
       'exec',
-      u.ispNetns,
+      first.ispNetns,
       process.execPath,
       '--import',
       TSX_LOADER,
       INTERNET_SERVER,
-      '--isp',
-      u.name,
       '--port',
       String(t.internet.httpPort),
       '--echo-port',
       String(t.internet.echoPort),
-      '--mode-file',
-      f.modeFile,
+      ...t.uplinks.flatMap((u) => ['--serve', `${u.name}:${u.ispNetns}:${uplinkFiles(t.dir, u.index).modeFile}`]),
     ],
-    pidFile: f.httpPid,
-    logFile: f.httpLog,
+    pidFile: `${t.dir}/${INTERNET_PID_FILE}`,
+    logFile: `${t.dir}/${INTERNET_LOG_FILE}`,
     cwd: t.dir,
     env: childEnv(),
   });
+}
+
+/** The lab's internet server runs and listens on both ports in u's namespace. */
+function internetListens(t: Topology, u: Uplink): boolean {
+  const ports = boundPortsInNetns(u.ispNetns, 'tcp');
+  return ports.has(t.internet.httpPort) && ports.has(t.internet.echoPort);
 }
 
 /** One readiness condition: undefined when met, else what is still missing. A throw = failure. */
@@ -196,12 +208,10 @@ function dnsmasqProbe(t: Topology, u: Uplink, pid: number): Probe {
   return processProbe(`dnsmasq of ${u.name}`, pid, 'dnsmasq', f.dnsmasqOut, () => boundPorts(pid, 'udp').has(67));
 }
 
-function internetProbe(t: Topology, u: Uplink, pid: number): Probe {
-  const f = uplinkFiles(t.dir, u.index);
-  return processProbe(`internet server of ${u.name}`, pid, NODE_COMM, f.httpLog, () => {
-    const ports = boundPorts(pid, 'tcp');
-    return ports.has(t.internet.httpPort) && ports.has(t.internet.echoPort);
-  });
+function internetProbe(t: Topology, pid: number): Probe {
+  return processProbe('internet server', pid, NODE_COMM, `${t.dir}/${INTERNET_LOG_FILE}`, () =>
+    t.uplinks.every((u) => internetListens(t, u)),
+  );
 }
 
 /** A real HTTP request to the internet, from inside the ISP namespace, over IPv4 and IPv6. */
@@ -255,9 +265,9 @@ export async function labUp(spec: TopologySpec = {}): Promise<LabUpResult> {
     for (const u of t.uplinks) writeMode(t, u, 'online');
 
     await ip(['-batch', '-'], rootBatch(t));
-    // node + tsx needs a few hundred ms of CPU: start the internet servers first; they listen
-    // on '::' and need no address to do so
-    const httpPids = t.uplinks.map((u) => startInternet(t, u));
+    // node + tsx needs a few hundred ms of CPU: start the internet server first; it listens
+    // on '::' and needs no address to do so, only the namespaces
+    const httpPid = startInternet(t);
     await Promise.all([
       ip(['-n', t.device.netns, '-batch', '-'], deviceBatch(t)),
       ...t.uplinks.map((u) =>
@@ -268,11 +278,9 @@ export async function labUp(spec: TopologySpec = {}): Promise<LabUpResult> {
     const busPid = startBus(t);
     const probes: Probe[] = [
       processProbe('dbus-daemon', busPid, 'dbus-daemon', `${t.dir}/${BUS_LOG_FILE}`, () => isSocket(t.bus.socket)),
+      internetProbe(t, httpPid),
     ];
-    for (const u of t.uplinks) {
-      if (u.dhcp) probes.push(dnsmasqProbe(t, u, startDnsmasq(t, u)));
-      probes.push(internetProbe(t, u, httpPids[u.index] ?? 0));
-    }
+    for (const u of t.uplinks) if (u.dhcp) probes.push(dnsmasqProbe(t, u, startDnsmasq(t, u)));
     await waitFor(probes);
     await Promise.all(t.uplinks.map((u) => checkInternetAnswers(t, u)));
 
@@ -433,12 +441,12 @@ export async function labStatus(name: string): Promise<LabStatus> {
   const wanted = allNetns(t);
   const [dev, ...isps] = await Promise.all([t.device.netns, ...t.uplinks.map((u) => u.ispNetns)].map(ipAddrShow));
   const bus = processStatus(t, 'dbus-daemon', BUS_PID_FILE);
-  const processes: ProcessStatus[] = [bus];
+  const internet = processStatus(t, 'internet', INTERNET_PID_FILE);
+  const processes: ProcessStatus[] = [bus, internet];
   const uplinks = t.uplinks.map((u, i): UplinkStatus => {
     const f = uplinkFiles(t.dir, u.index);
     const dnsmasq = processStatus(t, `dnsmasq ${u.name}`, basename(f.dnsmasqPid));
-    const http = processStatus(t, `internet ${u.name}`, basename(f.httpPid));
-    processes.push(dnsmasq, http);
+    processes.push(dnsmasq);
     const ispLinks = isps[i] ?? [];
     const gw = ispLinks.find((l) => l.ifname === u.ispIfname);
     const lo = ispLinks.find((l) => l.ifname === 'lo');
@@ -460,7 +468,7 @@ export async function labStatus(name: string): Promise<LabStatus> {
       link: gw === undefined ? 'missing' : gw.flags?.includes('UP') ? 'up' : 'down',
       upstream: loAddrs.includes(t.internet.ipv4) && loAddrs.includes(t.internet.ipv6),
       dhcp: dnsmasq.alive,
-      http: http.alive,
+      http: internet.alive && internetListens(t, u),
       device: {
         carrier: eth !== undefined && !(eth.flags ?? []).includes('NO-CARRIER') && (eth.flags ?? []).includes('LOWER_UP'),
         operstate: eth?.operstate ?? 'missing',

@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { inNetns } from '../kernel/sys/netns.ts';
 
 export interface RunResult {
   code: number | null;
@@ -209,12 +210,29 @@ export function pidsInNetns(names: readonly string[]): number[] {
 
 /** Local ports in LISTEN (tcp) or bound (udp) state in the network namespace of pid. */
 export function boundPorts(pid: number, proto: 'tcp' | 'udp'): Set<number> {
+  // /proc/PID/net shows the sockets of PID's network namespace, not ours
+  return parsePorts(proto, (file) => readFileSync(`/proc/${pid}/net/${file}`, 'utf8'));
+}
+
+/**
+ * The same, for a named namespace, whoever holds the sockets: /proc/thread-self/net shows
+ * the namespace of the calling thread, which inNetns switches for the (synchronous) reads.
+ */
+export function boundPortsInNetns(netns: string, proto: 'tcp' | 'udp'): Set<number> {
+  try {
+    return inNetns(netns, () => parsePorts(proto, (file) => readFileSync(`/proc/thread-self/net/${file}`, 'utf8')));
+  } catch {
+    // namespace gone
+    return new Set();
+  }
+}
+
+function parsePorts(proto: 'tcp' | 'udp', read: (file: string) => string): Set<number> {
   const ports = new Set<number>();
   for (const file of [proto, `${proto}6`]) {
     let text: string;
     try {
-      // /proc/PID/net shows the sockets of PID's network namespace, not ours
-      text = readFileSync(`/proc/${pid}/net/${file}`, 'utf8');
+      text = read(file);
     } catch {
       continue;
     }

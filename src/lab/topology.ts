@@ -5,7 +5,8 @@ import type { LabDaemonInfo, LabDaemonSpec } from './lab-daemon.ts';
 
 /** All lab state lives below this directory, one sub-directory per lab name. */
 export const LAB_ROOT = '/tmp/netsession-lab';
-export const MAX_UPLINKS = 8;
+/** One internet server serves every ISP, so a lab of 64 costs dnsmasqs (~1 MB each), not 64 node processes. */
+export const MAX_UPLINKS = 64;
 export const DEFAULT_UPLINKS = 3;
 export const DEFAULT_LAB_NAME = 'lab';
 export const DEFAULT_LEASE_SECONDS = 3600;
@@ -104,8 +105,6 @@ export interface UplinkFiles {
   dnsmasqPid: string;
   dnsmasqLog: string;
   dnsmasqOut: string;
-  httpPid: string;
-  httpLog: string;
 }
 
 export function validateLabName(name: string): string {
@@ -133,13 +132,14 @@ export function uplinkFiles(dir: string, index: number): UplinkFiles {
     dnsmasqPid: `${p}.dnsmasq.pid`,
     dnsmasqLog: `${p}.dnsmasq.log`,
     dnsmasqOut: `${p}.dnsmasq.out`,
-    httpPid: `${p}.http.pid`,
-    httpLog: `${p}.http.log`,
   };
 }
 
 export const BUS_PID_FILE = 'bus.pid';
 export const BUS_LOG_FILE = 'bus.log';
+/** the one internet server of the lab (internet-server.ts), serving every ISP namespace */
+export const INTERNET_PID_FILE = 'internet.pid';
+export const INTERNET_LOG_FILE = 'internet.log';
 export const LAB_JSON_FILE = 'lab.json';
 
 /** The first three uplinks use the three TEST-NETs; further ones use 198.19.<i>.0/24 (benchmark range). */

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { renderBusConfig } from '../../src/lab/bus-config.ts';
 import { dnsmasqArgv } from '../../src/lab/dnsmasq.ts';
-import { plainAddress, route } from '../../src/lab/internet-server.ts';
+import { parseServeSpec, plainAddress, route } from '../../src/lab/internet-server.ts';
 import {
   deviceBatch,
   ispBatch,
@@ -45,14 +45,18 @@ describe('topology', () => {
     }
   });
 
-  it('uplinks 3..7 use 198.19.<i>.0/24 and 2001:db8:<i+1>::/64; every address is a documentation one', () => {
-    const t = resolveTopology({ name: 'x1', uplinks: 8 });
-    assert.equal(t.uplinks.length, 8);
+  it('uplinks 3..63 use 198.19.<i>.0/24 and 2001:db8:<i+1>::/64; every address is a documentation one', () => {
+    const t = resolveTopology({ name: 'x1', uplinks: 64 });
+    assert.equal(t.uplinks.length, 64);
     assert.equal(t.uplinks[3]?.prefix4, '198.19.3.0/24');
     assert.equal(t.uplinks[7]?.gateway4, '198.19.7.1');
     assert.equal(t.uplinks[7]?.prefix6, '2001:db8:8::/64');
-    const prefixes = new Set(t.uplinks.map((u) => u.prefix4));
-    assert.equal(prefixes.size, 8, 'no two uplinks share a prefix');
+    assert.equal(t.uplinks[63]?.prefix4, '198.19.63.0/24');
+    assert.equal(t.uplinks[63]?.prefix6, '2001:db8:40::/64');
+    assert.equal(t.uplinks[63]?.ispNetns, 'nsl-x1-isp63');
+    assert.equal(t.uplinks[63]?.ifname, 'eth63');
+    assert.equal(new Set(t.uplinks.map((u) => u.prefix4)).size, 64, 'no two uplinks share a prefix');
+    assert.equal(new Set(t.uplinks.map((u) => u.prefix6)).size, 64);
     for (const u of t.uplinks) {
       assert.ok(DOC4.some((r) => r.test(u.gateway4)), u.gateway4);
       assert.ok(u.gateway6.startsWith('2001:db8:'), u.gateway6);
@@ -81,7 +85,7 @@ describe('topology', () => {
       { name: 'a b' },
       { name: '../x' },
       { uplinks: 0 },
-      { uplinks: 9 },
+      { uplinks: 65 },
       { uplinks: 2.5 },
       { uplinks: [] },
       { leaseSeconds: 60 },
@@ -96,6 +100,8 @@ describe('topology', () => {
     assert.equal(parseUplinkRef('isp1'), 1);
     assert.equal(parseUplinkRef('eth2'), 2);
     assert.equal(parseUplinkRef('eth2', 3), 2);
+    assert.equal(parseUplinkRef('isp63'), 63);
+    assert.throws(() => parseUplinkRef('isp64'), LabUsageError);
     assert.throws(() => parseUplinkRef('eth3', 3), /unknown uplink "eth3" \(expected isp0\.\.isp2/);
     for (const bad of ['isp', 'wlan0', 'isp-1', 'isp01', '1', 'isp99', '']) {
       assert.throws(() => parseUplinkRef(bad), LabUsageError, bad);
@@ -200,6 +206,18 @@ describe('internet server routes', () => {
     assert.equal(s.headers['X-ConnMan-Status'], undefined);
     assert.equal(route('portal', '/whoami', 'x', 'h', 'isp0').status, 302);
     assert.equal(route('portal', '/login', 'x', 'h', 'isp0').status, 200);
+  });
+
+  it('parses --serve NAME:NETNS:MODEFILE', () => {
+    assert.deepEqual(parseServeSpec('isp3:nsl-a-isp3:/tmp/x/isp3.mode'), {
+      isp: 'isp3',
+      netns: 'nsl-a-isp3',
+      modeFile: '/tmp/x/isp3.mode',
+    });
+    assert.deepEqual(parseServeSpec('isp0:'), { isp: 'isp0' });
+    assert.deepEqual(parseServeSpec('isp0:ns:/a:b'), { isp: 'isp0', netns: 'ns', modeFile: '/a:b' });
+    assert.throws(() => parseServeSpec('isp0'), /bad --serve/);
+    assert.throws(() => parseServeSpec('isp0:../x:/m'), /bad --serve/);
   });
 
   it('strips the v4-mapped prefix from client addresses', () => {

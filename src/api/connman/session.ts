@@ -105,8 +105,22 @@ export class SessionApi {
             return [];
           },
         },
-        Connect: { in: '', out: '', handler: ({ sender }) => (this.owned(path, sender), check(this.ctl.connect(path))) },
-        Disconnect: { in: '', out: '', handler: ({ sender }) => (this.owned(path, sender), check(this.ctl.disconnect(path))) },
+        Connect: {
+          in: '',
+          out: '',
+          handler: ({ sender }) => {
+            this.owned(path, sender);
+            return check(this.ctl.connect(path));
+          },
+        },
+        Disconnect: {
+          in: '',
+          out: '',
+          handler: ({ sender }) => {
+            this.owned(path, sender);
+            return check(this.ctl.disconnect(path));
+          },
+        },
         Change: {
           in: 'sv',
           out: '',
