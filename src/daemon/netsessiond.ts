@@ -175,7 +175,24 @@ export class Netsessiond {
       execute: (cmd) => this.execute(cmd),
       waitConnected: (id, timeoutMs) => this.waitConnected(id, timeoutMs),
     };
-    this.bus = dbus.sessionBus({ busAddress: this.opts.busAddress ?? process.env.DBUS_SYSTEM_BUS_ADDRESS ?? 'unix:path=/run/dbus/system_bus_socket' });
+    const address = this.opts.busAddress ?? process.env.DBUS_SYSTEM_BUS_ADDRESS ?? 'unix:path=/run/dbus/system_bus_socket';
+    const bus = dbus.sessionBus({ busAddress: address });
+    // dbus-next never settles its calls on a bus it cannot reach: wait for the handshake first
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`D-Bus ${address}: no answer within 5 s`)), 5000);
+      bus.once('connect', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      bus.once('error', (e: unknown) => {
+        clearTimeout(timer);
+        reject(new Error(`D-Bus ${address}: ${e instanceof Error ? e.message : String(e)}`));
+      });
+    }).catch((e: unknown) => {
+      bus.disconnect();
+      throw e;
+    });
+    this.bus = bus;
     this.bus.on('error', (e: unknown) => this.log.error(`D-Bus connection: ${e instanceof Error ? e.message : String(e)}`));
     this.api = new ConnmanApi(this.bus, controller, {
       busName: this.opts.busName,
