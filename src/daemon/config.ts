@@ -14,6 +14,8 @@ export interface DaemonConfig {
   resolvConf: string;
   /** ConnMan-format provisioning files (*.config) */
   provisioningDir: string | undefined;
+  /** session policy files (*.policy, ConnMan's session_policy_local format), reloaded live */
+  sessionPolicyDir: string;
   /** online check timeout per request, ms */
   onlineCheckTimeoutMs: number;
   warnings: string[];
@@ -68,6 +70,7 @@ export function defaultConfig(): DaemonConfig {
     layout: { ...DEFAULT_LAYOUT },
     resolvConf: '/run/netsession/resolv.conf',
     provisioningDir: undefined,
+    sessionPolicyDir: '/etc/netsession/session_policy',
     onlineCheckTimeoutMs: 5000,
     warnings: [],
   };
@@ -109,6 +112,7 @@ export function parseConfig(text: string): DaemonConfig {
   const n = kf.groups.get('netsession') ?? new Map<string, string>();
   if (n.has('ResolvConf')) c.resolvConf = n.get('ResolvConf')!;
   if (n.has('ProvisioningDir')) c.provisioningDir = n.get('ProvisioningDir');
+  if (n.has('SessionPolicyDir')) c.sessionPolicyDir = n.get('SessionPolicyDir')!;
   if (n.has('InterfaceAllowlist')) c.engine.interfaceAllowlist = list(n.get('InterfaceAllowlist'));
   c.engine.onlineCheck.recheckInterval = int(n.get('OnlineRecheckInterval'), 300, 1, 86400);
   c.onlineCheckTimeoutMs = int(n.get('OnlineCheckTimeout'), 5, 1, 120) * 1000;

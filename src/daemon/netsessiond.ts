@@ -12,6 +12,8 @@ import { assignServices, sessionDemand } from '../engine/sessions.ts';
 import { sessionRules } from '../engine/session-routing.ts';
 import type { Identity, Session } from '../engine/session-types.ts';
 import { SessionHost } from './session-host.ts';
+import { CallerIdentities } from './policy/identity.ts';
+import { PolicyDirectory } from './policy/policy-dir.ts';
 import type { Controller } from '../api/connman/controller.ts';
 import { DhcpClient, type DhcpLeaseEvent } from '../bearers/dhcp/dhcp-client.ts';
 import { RouterListener, type RouterEvent } from '../bearers/ipv6/router-listener.ts';
@@ -83,7 +85,8 @@ export class Netsessiond {
   private readonly connectWaiters = new Set<{ check: () => boolean }>();
   private readonly sessions: SessionHost;
   private sessionApi: SessionApi | undefined;
-  private readonly identities = new Map<string, Promise<Identity>>();
+  private identities: CallerIdentities | undefined;
+  private policyDir: PolicyDirectory | undefined;
   private readonly pendingRemoved: { session: Session; byDaemon: boolean }[] = [];
   private sessionsTimer: NodeJS.Immediate | undefined;
   private readonly ipv6Profiles = new Map<number, 'auto' | 'manual' | 'off'>();
@@ -210,6 +213,17 @@ export class Netsessiond {
       disconnect: (path) => this.sessions.disconnect(path),
       change: (path, request) => this.sessions.change(path, request),
     };
+    this.identities = new CallerIdentities(this.bus);
+    const plog = this.log.child('policy');
+    this.policyDir = new PolicyDirectory({
+      dir: this.cfg.sessionPolicyDir,
+      onChange: (groups) => {
+        plog.info(`${groups.length} policy group(s) in force`);
+        this.sessions.setPolicies(groups);
+      },
+      log: (level, msg) => plog[level](msg),
+    });
+    this.sessions.state = { ...this.sessions.state, policies: this.policyDir.start() };
     this.sessionApi = new SessionApi(this.bus, this.api.tree, sessionCtl);
     this.api.addManagerMethods(this.sessionApi.managerMethods());
     await this.watchOwners();
@@ -276,38 +290,10 @@ export class Netsessiond {
     this.afterChange(prev);
   }
 
-  /** Who is calling: from the bus's credentials, cached per connection (they never change). */
+  /** Who is calling: from the bus's credentials, never from the caller's words. */
   private identify(sender: string): Promise<Identity> {
-    let p = this.identities.get(sender);
-    if (!p) {
-      p = this.lookupIdentity(sender);
-      this.identities.set(sender, p);
-      p.catch(() => this.identities.delete(sender));
-    }
-    return p;
-  }
-
-  private async lookupIdentity(sender: string): Promise<Identity> {
-    const bus = this.bus!;
-    const r = await bus.call(new dbus.Message({ destination: 'org.freedesktop.DBus', path: '/org/freedesktop/DBus', interface: 'org.freedesktop.DBus', member: 'GetConnectionCredentials', signature: 's', body: [sender] }));
-    const creds = (r?.body?.[0] ?? {}) as Record<string, { value: unknown }>;
-    const uid = Number(creds.UnixUserID?.value);
-    if (!Number.isInteger(uid)) throw new Error(`no credentials for ${sender}`);
-    const gids = Array.isArray(creds.UnixGroupIDs?.value) ? (creds.UnixGroupIDs.value as number[]).map(Number) : [];
-    const pid = creds.ProcessID?.value === undefined ? undefined : Number(creds.ProcessID.value);
-    const id: Identity = { uid, gids };
-    if (pid !== undefined) {
-      id.pid = pid;
-      try {
-        const line = readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').find((l) => l.startsWith('0::'));
-        if (line) id.cgroup = line.slice(3);
-      } catch {
-        /* the caller may be gone already */
-      }
-    }
-    const label = creds.LinuxSecurityLabel?.value;
-    if (Buffer.isBuffer(label)) id.selinux = label.toString('utf8').replace(/\0.*$/, '');
-    return id;
+    if (!this.identities) return Promise.reject(new Error('not connected to the bus'));
+    return this.identities.get(sender);
   }
 
   /** Sessions end with their owner's connection to the bus. */
@@ -317,7 +303,7 @@ export class Netsessiond {
       if (m.member !== 'NameOwnerChanged' || m.interface !== 'org.freedesktop.DBus' || m.sender !== 'org.freedesktop.DBus') return;
       const [name, , newOwner] = (m.body ?? []) as [string, string, string];
       if (typeof name === 'string' && name.startsWith(':') && newOwner === '') {
-        this.identities.delete(name);
+        this.identities?.forget(name);
         this.sessions.ownerGone(name);
       }
     });
@@ -701,6 +687,7 @@ export class Netsessiond {
       c.stop({ release: s?.carrier ?? false });
     }
     this.dhcp.clear();
+    this.policyDir?.close();
     this.routerListener?.close();
     // a reconcile under way must end before the last one, which removes everything, starts
     await this.loop;

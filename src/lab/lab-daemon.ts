@@ -2,7 +2,7 @@
 // internet, resolv.conf and state in the lab's directory, the lab's bus), started in the
 // device namespace, stopped cleanly (SIGTERM, so it removes its kernel state) before the
 // lab itself goes.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -53,6 +53,7 @@ export function daemonConfig(t: Topology, spec: LabDaemonSpec = {}): string {
     ...(spec.general ?? []),
     '[netsession]',
     `ResolvConf=${f.resolvConf}`,
+    `SessionPolicyDir=${f.policyDir}`,
     'OnlineCheckTimeout=3',
     ...(spec.netsession ?? []),
     '',
@@ -77,6 +78,7 @@ async function ownsBusName(t: Topology, name: string): Promise<boolean> {
 export async function startLabDaemon(t: Topology, spec: LabDaemonSpec = {}, env: NodeJS.ProcessEnv = process.env): Promise<LabDaemonInfo> {
   const f = daemonFiles(t);
   if (!existsSync(f.config) || spec.general || spec.netsession) writeFileSync(f.config, daemonConfig(t, spec));
+  mkdirSync(f.policyDir, { recursive: true, mode: 0o755 });
   const pid = spawnDetached({
     argv: [
       'ip', 'netns', 'exec', t.device.netns,

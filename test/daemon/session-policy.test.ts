@@ -1,0 +1,70 @@
+// Policy-identified sessions: an unmodified program (curl) running as the policy's user
+// leaves through that user's session's uplink, with that uplink's address — and through
+// nothing when the session has no usable service. Policy files are reloaded live.
+import assert from 'node:assert/strict';
+import { type ChildProcessWithoutNullStreams, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { labDown, labUp } from '../../src/lab/lab.ts';
+import { TestBus, waitFor } from '../helpers/connman.ts';
+import { isRoot } from '../helpers/netns.ts';
+
+const skip = !isRoot() && 'needs root (network namespaces, other uids)';
+const NAME = `sp${process.pid % 1000}`;
+const CLIENT = fileURLToPath(new URL('../fixtures/session-client.ts', import.meta.url));
+const NOBODY = ['--reuid=65534', '--regid=65534', '--clear-groups'];
+
+/** curl as nobody in the device namespace: the server's view, or curl's exit code */
+function curlAsNobody(ns: string, url: string): { client?: string; isp?: string; code: number } {
+  const r = spawnSync('ip', ['netns', 'exec', ns, 'setpriv', ...NOBODY, 'curl', '-sS', '--max-time', '3', url], { encoding: 'utf8' });
+  return r.status === 0 ? { ...(JSON.parse(r.stdout) as { client: string; isp: string }), code: 0 } : { code: r.status ?? -1 };
+}
+
+test('a uid policy routes an unmodified program of that user through its session, fails closed, reloads live', { skip, timeout: 90_000 }, async (t) => {
+  const lab = await labUp({ name: NAME, uplinks: 3, daemon: { logLevel: 'debug' } });
+  let client: ChildProcessWithoutNullStreams | undefined;
+  t.after(async () => {
+    client?.kill();
+    await labDown(NAME);
+  });
+  const tb = new TestBus(lab.bus.address);
+  t.after(() => tb.close());
+  await waitFor('online', async () => (await tb.services()).filter((s) => s.props.State === 'online').length === 3, 15_000);
+  const eth2 = await tb.byIfname('eth2');
+  const addr2 = String((eth2.props.IPv4 as Record<string, unknown>).Address);
+  const policyFile = `${lab.daemon!.policyDir}/nobody.policy`;
+  writeFileSync(policyFile, '[policy_nobody]\nuid = nobody\nAllowedBearers = ethernet\n', { mode: 0o644 });
+
+  // the application runs as nobody: the session is nobody's
+  client = spawn('setpriv', [...NOBODY, process.execPath, '--import', import.meta.resolve('tsx'), CLIENT, lab.bus.address, JSON.stringify({ AllowedInterface: ['s', 'eth2'] })], { env: { ...process.env, HOME: '/tmp' } });
+  const lines: Record<string, unknown>[] = [];
+  createInterface({ input: client.stdout }).on('line', (l) => lines.push(JSON.parse(l) as Record<string, unknown>));
+  let stderr = '';
+  client.stderr.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+  });
+  await waitFor('session online', async () => lines.some((l) => l.State === 'online'), 15_000).catch((e) => {
+    throw new Error(`${(e as Error).message}: ${JSON.stringify(lines)} ${stderr}`);
+  });
+  // unmodified curl, as nobody: through eth2, with eth2's own address (uidrange rule, no NAT)
+  await waitFor('curl through isp2', async () => curlAsNobody(lab.device.netns, `http://${lab.internet.ipv4}/whoami`).isp === 'isp2', 5000);
+  assert.deepEqual(curlAsNobody(lab.device.netns, `http://${lab.internet.ipv4}/whoami`), { client: addr2, isp: 'isp2', code: 0 });
+  await waitFor('IPv6 through isp2', async () => curlAsNobody(lab.device.netns, `http://[${lab.internet.ipv6}]/whoami`).isp === 'isp2', 5000);
+  // root is not nobody: its traffic still takes the default way
+  const rootView = JSON.parse(execFileSync('ip', ['netns', 'exec', lab.device.netns, 'curl', '-sS', `http://${lab.internet.ipv4}/whoami`], { encoding: 'utf8' })) as { isp: string };
+  const def = String(((await tb.services())[0]!.props.Ethernet as Record<string, unknown>).Interface);
+  assert.equal(rootView.isp, `isp${def.slice(3)}`);
+
+  // no usable service: nobody's traffic goes nowhere (curl: 7, couldn't connect)
+  client.stdin.write('change AllowedInterface s "eth9"\n');
+  await waitFor('disconnected', async () => lines.some((l) => l.State === 'disconnected'), 5000);
+  await waitFor('fail closed', async () => curlAsNobody(lab.device.netns, `http://${lab.internet.ipv4}/whoami`).code !== 0, 5000);
+  assert.notEqual(curlAsNobody(lab.device.netns, `http://[${lab.internet.ipv6}]/whoami`).code, 0);
+
+  // the policy file goes: nobody is an ordinary user again, routed the default way
+  rmSync(policyFile);
+  await waitFor('policy gone', async () => curlAsNobody(lab.device.netns, `http://${lab.internet.ipv4}/whoami`).isp === `isp${def.slice(3)}`, 5000);
+  client.stdin.write('quit\n');
+});
