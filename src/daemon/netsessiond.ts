@@ -633,6 +633,7 @@ export class Netsessiond {
           addresses: net.addresses.map((a) => ({ index: a.ifindex, address: a.address, prefixLen: a.prefixLen, ...(a.broadcast ? { broadcast: a.broadcast } : {}) })),
           routes: net.routes,
           rules: [...net.rules, ...sessionRules(this.sessions.state, this.state, { protocol: this.cfg.ownership.protocol, base: this.cfg.ownership.rulePriorities.min })],
+          // sessionNft (gid marking, SNAT, counters, emergency) is not wired yet: see the note on the sessions issue
         });
         for (const e of report.errors) this.log.warn(`kernel: ${e.message}`);
         for (const c of report.conflicts) this.log.warn(`kernel: route ${c.desired.dst}/${c.desired.dstLen} table ${c.desired.table} metric ${c.desired.priority} is taken by a foreign route (proto ${c.foreign.protocol}): left alone`);

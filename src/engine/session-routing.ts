@@ -21,6 +21,7 @@ import { AF_INET, AF_INET6, type Family, FR_ACT_GOTO, FR_ACT_NOP, FR_ACT_TO_TBL,
 import { type RuleSpec, normalizeRule } from '../kernel/rtnetlink/rule.ts';
 import type { Rule } from '../kernel/rtnetlink/types.ts';
 import { attachable } from './sessions.ts';
+import type { NftTableModel } from '../kernel/nft/model.ts';
 import type { Session, SessionsState } from './session-types.ts';
 import type { EngineState } from './types.ts';
 
@@ -96,4 +97,75 @@ export function allocateMarker(used: ReadonlySet<number>, freedAt: ReadonlyMap<n
     }
   }
   return undefined;
+}
+
+// ---- nftables: marking by group, source NAT after re-routing, counters, emergency ----------
+
+/** The newest session of each key (the identity a policy matched on). */
+function newestBy<K>(sessions: SessionsState, key: (s: Session) => K | undefined): Map<K, Session> {
+  const out = new Map<K, Session>();
+  for (const s of sessions.sessions.values()) {
+    const k = key(s);
+    if (k === undefined) continue;
+    const cur = out.get(k);
+    if (!cur || s.createdAt > cur.createdAt || (s.createdAt === cur.createdAt && s.marker > cur.marker)) out.set(k, s);
+  }
+  return out;
+}
+
+export interface SessionNftInput {
+  /** our nft table */
+  family: 'inet';
+  name: string;
+  /** marker of the session whose traffic alone may leave (emergency), if any */
+  emergencyMarker?: number;
+  /** interfaces of the services (uplinks), for the emergency filter */
+  uplinks: string[];
+  /** each connected service's addresses by interface, for source NAT of re-routed traffic */
+  sources: { ifname: string; ipv4?: string; ipv6?: string }[];
+}
+
+/**
+ * Our nft table for sessions. gid policies mark their processes' packets with the session's
+ * marker in a `route` chain (the kernel routes the packet again), and since the source
+ * address was chosen before, marked packets that leave an uplink with another address get
+ * that uplink's address (SNAT). Sessions' traffic is counted per marker (IdleTimeout). While
+ * an emergency session is connected, nothing but its marked traffic leaves through an uplink
+ * (root's traffic excepted: the daemon's own DHCP and online checks, and the system's).
+ */
+export function sessionNft(sessions: SessionsState, input: SessionNftInput): NftTableModel | undefined {
+  if (sessions.sessions.size === 0) return undefined;
+  const gids = newestBy(sessions, (s) => s.policy?.match.gid);
+  const markers = [...sessions.sessions.values()].map((s) => s.marker).sort((a, b) => a - b);
+  const session = `meta mark & 0x${SESSION_BIT.toString(16)} == 0x${SESSION_BIT.toString(16)}`;
+  const output: string[] = [];
+  if (gids.size > 0) output.push('meta mark 0 meta mark set meta skgid map @gid_marker');
+  // the connection remembers its session: counters and replies find it
+  output.push(`${session} ct mark set meta mark`, 'meta mark @session_tx');
+  const nat: string[] = [];
+  for (const s of input.sources) {
+    if (!/^[A-Za-z0-9_.-]{1,15}$/.test(s.ifname)) continue;
+    if (s.ipv4) nat.push(`${session} oifname "${s.ifname}" ip saddr != ${s.ipv4} snat ip to ${s.ipv4}`);
+    if (s.ipv6) nat.push(`${session} oifname "${s.ifname}" ip6 saddr != ${s.ipv6} snat ip6 to ${s.ipv6}`);
+  }
+  const chains: NftTableModel['chains'][number][] = [
+    { name: 'session_route', base: { type: 'route', hook: 'output', priority: 'mangle' }, rules: output },
+    { name: 'session_count_in', base: { type: 'filter', hook: 'input', priority: 'filter' }, rules: ['ct mark @session_rx'] },
+    { name: 'session_snat', base: { type: 'nat', hook: 'postrouting', priority: 'srcnat' }, rules: nat },
+  ];
+  if (input.emergencyMarker !== undefined) {
+    const ifs = input.uplinks.filter((i) => /^[A-Za-z0-9_.-]{1,15}$/.test(i)).map((i) => `"${i}"`);
+    if (ifs.length > 0) chains.push({ name: 'emergency', base: { type: 'filter', hook: 'output', priority: 'filter' }, rules: [`oifname { ${ifs.join(', ')} } meta skuid != 0 meta mark != ${input.emergencyMarker} drop`] });
+  }
+  return {
+    family: input.family,
+    name: input.name,
+    sets: [
+      { name: 'session_tx', type: { type: 'mark' }, counter: true, elements: markers },
+      { name: 'session_rx', type: { type: 'mark' }, counter: true, elements: markers },
+    ],
+    maps: [{ name: 'gid_marker', type: { type: 'gid : mark' }, elements: [...gids].sort((a, b) => a[0] - b[0]).map(([g, s]) => [g, s.marker] as const) }],
+    counters: [],
+    chains,
+  };
 }

@@ -162,3 +162,17 @@ test('allow and deny lists decide which interfaces are managed', () => {
   st = run(createState(c), [link(0), link(1)]);
   assert.deepEqual([...st.services.keys()], [id(1)]);
 });
+
+test('session nft model: gid marking, SNAT for re-routed traffic, counters, emergency filter (rendered, not yet applied by the daemon)', async () => {
+  const { sessionNft } = await import('../../src/engine/session-routing.ts');
+  const { renderReplace } = await import('../../src/kernel/nft/render.ts');
+  const session = { path: '/sessions/_1_1/a', owner: ':1.1', notifier: '/a', identity: { uid: 1000, gids: [1000] }, request: { allowedBearers: undefined, connectionType: 'any', allowedInterface: undefined, sourceIpRule: false, contextIdentifier: '', priority: false, avoidHandover: false, stayConnected: false, periodicConnect: 0, idleTimeout: 0, emergencyCall: false, roamingPolicy: 'default', extended: false }, policy: { file: 'x', name: 'g', match: { gid: 100 } }, marker: 0x40000001, active: true, serviceId: undefined, createdAt: 1 } as const;
+  const st = { sessions: new Map([[session.path, session]]), policies: [], nextMarker: 0 };
+  assert.equal(sessionNft({ ...st, sessions: new Map() }, { family: 'inet', name: 'netsession', uplinks: [], sources: [] }), undefined);
+  const m = sessionNft(st as never, { family: 'inet', name: 'netsession', emergencyMarker: 0x40000001, uplinks: ['eth0', 'eth1'], sources: [{ ifname: 'eth0', ipv4: '192.0.2.10', ipv6: '2001:db8:1::10' }] })!;
+  const text = renderReplace(m);
+  assert.match(text, /meta skgid map @gid_marker/);
+  assert.match(text, /add element inet netsession gid_marker \{ 100 : 1073741825 \}/);
+  assert.match(text, /oifname "eth0" ip saddr != 192\.0\.2\.10 snat ip to 192\.0\.2\.10/);
+  assert.match(text, /oifname \{ "eth0", "eth1" \} meta skuid != 0 meta mark != 1073741825 drop/);
+});

@@ -28,7 +28,14 @@ export function markedGet(netns: string, host: string, path: string, opts: { mar
         // no agent: with `agent: false` Node makes a fresh Agent, which ignores createConnection
         // and would open a plain socket in *our* namespace
         timeout: opts.timeoutMs ?? 3000,
-        createConnection: () => markedSocket(netns, family, opts.mark).connect({ host, port: 80, ...(opts.localAddress ? { localAddress: opts.localAddress } : {}) }),
+        createConnection: () => {
+          const sock = markedSocket(netns, family, opts.mark).connect({ host, port: 80, ...(opts.localAddress ? { localAddress: opts.localAddress } : {}) });
+          // Node's request timeout starts only once connected: a lost SYN would hang for minutes
+          const t = setTimeout(() => sock.destroy(new Error(`connect timeout after ${opts.timeoutMs ?? 3000} ms`)), opts.timeoutMs ?? 3000);
+          sock.once('connect', () => clearTimeout(t));
+          sock.once('close', () => clearTimeout(t));
+          return sock;
+        },
       },
       (res) => {
         let body = '';
