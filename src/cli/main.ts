@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerConnmanCommands } from './connman-commands.ts';
 import { registerLabCommands } from './lab-commands.ts';
+import { registerSessionCommands } from './session-commands.ts';
 
 const program = new Command('netsessionctl')
   .description('control netsession and its network lab')
@@ -10,6 +11,7 @@ const program = new Command('netsessionctl')
 
 registerLabCommands(program);
 registerConnmanCommands(program);
+registerSessionCommands(program);
 
 try {
   await program.parseAsync();

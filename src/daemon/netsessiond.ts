@@ -88,6 +88,7 @@ export class Netsessiond {
   private identities: CallerIdentities | undefined;
   private policyDir: PolicyDirectory | undefined;
   private readonly pendingRemoved: { session: Session; byDaemon: boolean }[] = [];
+  private readonly unpublished: { session: Session; byDaemon: boolean }[] = [];
   private sessionsTimer: NodeJS.Immediate | undefined;
   private readonly ipv6Profiles = new Map<number, 'auto' | 'manual' | 'off'>();
   private readonly solicited = new Map<number, NodeJS.Timeout>();
@@ -347,7 +348,9 @@ export class Netsessiond {
       this.dispatch({ kind: 'session-demand', ids: demand });
       this.sessions.state = assignServices(this.sessions.state, this.state);
     }
-    this.sessionApi?.publish(removed);
+    this.unpublished.push(...removed);
+    // applications hear of a change only once the kernel routes it: publish at the end of the reconcile
+    if (this.stopping) this.sessionApi?.publish(this.unpublished.splice(0));
   }
 
   private feedLink(l: Link): void {
@@ -647,6 +650,8 @@ export class Netsessiond {
         this.writeResolv(net.dns);
         // probes go out only now: bound to addresses and routed by tables that exist
         if (!this.reconcileAgain) this.startDueChecks();
+        // and sessions learn of changes only now that the kernel routes them
+        if (!this.reconcileAgain) this.sessionApi?.publish(this.unpublished.splice(0));
       } while (this.reconcileAgain && !this.stopping);
     } catch (e) {
       this.log.error(`reconcile failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);

@@ -51,7 +51,7 @@ export class SessionHost {
     const marker = allocateMarker(used, this.freedAt, now, MARKER_QUARANTINE_MS);
     if (marker === undefined) return err('Failed', 'no free session marker');
     this.freedAt.delete(marker);
-    const s: Session = { path, owner, notifier, identity, request, policy, marker, active: false, serviceId: undefined, createdAt: now };
+    const s: Session = { path, owner, notifier, identity, request, policy, marker, active: false, detached: false, serviceId: undefined, createdAt: now };
     const sessions = new Map(this.state.sessions);
     sessions.set(path, s);
     this.state = { ...this.state, sessions };
@@ -79,11 +79,12 @@ export class SessionHost {
   }
 
   connect(path: string): CommandError | undefined {
-    return this.blockedByEmergency(path) ?? this.update(path, (s) => (s.active ? s : { ...s, active: true }));
+    return this.blockedByEmergency(path) ?? this.update(path, (s) => (s.active && !s.detached ? s : { ...s, active: true, detached: false }));
   }
 
   disconnect(path: string): CommandError | undefined {
-    return this.blockedByEmergency(path) ?? this.update(path, (s) => (s.active ? { ...s, active: false } : s));
+    // ConnMan: the session reports disconnected even if its service stays up, until Connect()
+    return this.blockedByEmergency(path) ?? this.update(path, (s) => (!s.active && s.detached ? s : { ...s, active: false, detached: true }));
   }
 
   change(path: string, request: SessionRequest): CommandError | undefined {

@@ -41,13 +41,16 @@ export interface SessionLayout {
 
 /** The table a session's traffic goes to, or undefined for unreachable. */
 function targetTable(engine: EngineState, s: Session): number | undefined {
-  if (!s.serviceId) return undefined;
+  if (!s.serviceId || s.detached) return undefined;
   const svc = engine.services.get(s.serviceId);
   return svc && attachable(s, svc) ? svc.settings.table : undefined;
 }
 
+/**
+ * The rules for sessions. The skip, catch-all and nop rules stay even without sessions:
+ * a marker nobody owns (a session that ended, one not routed yet) must fail closed too.
+ */
 export function sessionRules(sessions: SessionsState, engine: EngineState, layout: SessionLayout): Rule[] {
-  if (sessions.sessions.size === 0) return [];
   const B = layout.base;
   const out: Rule[] = [];
   const rule = (family: Family, priority: number, extra: Partial<RuleSpec>): void => {

@@ -81,6 +81,8 @@ export interface Session {
   marker: number;
   /** Connect() was called (and not Disconnect()) */
   active: boolean;
+  /** Disconnect() was called: no service until the next Connect() (ConnMan) */
+  detached: boolean;
   /** the service it uses, if any */
   serviceId: string | undefined;
   /** ms since epoch of creation; the newest session of an identity routes that identity */

@@ -139,6 +139,7 @@ export function attachable(s: Session, svc: Service): boolean {
 
 /** The session's service: the best attachable match (bearer order, then service order); AvoidHandover keeps the current one while it is usable. */
 export function chooseService(engine: EngineState, s: Session, ordered: readonly Service[]): Service | undefined {
+  if (s.detached) return undefined;
   if (s.request.avoidHandover && s.serviceId) {
     const cur = engine.services.get(s.serviceId);
     if (cur && attachable(s, cur) && preference(s, cur) >= 0) return cur;

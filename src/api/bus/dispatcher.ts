@@ -1,5 +1,5 @@
 // Routes method calls on the bus to our ObjectTree: checks the signature (a wrong one is
-// InvalidArguments, never a crash), runs the handler, replies with its result or its
+// UnknownMethod, as ConnMan answers — never a crash), runs the handler, replies with its result or its
 // ApiError, and answers Introspect. Every failure becomes a well-formed D-Bus error.
 import dbus, { type Message, type MessageBus } from 'dbus-next';
 import { ApiError } from './errors.ts';
@@ -49,7 +49,8 @@ export function attachDispatcher(bus: MessageBus, tree: ObjectTree, opts: Dispat
       return true;
     }
     if ((msg.signature ?? '') !== m.in) {
-      reply(msg, newError(msg, 'net.connman.Error.InvalidArguments', `expected arguments (${m.in}), got (${msg.signature ?? ''})`));
+      // what ConnMan (gdbus/libdbus) answers: the method does not exist with that signature
+      reply(msg, newError(msg, 'org.freedesktop.DBus.Error.UnknownMethod', `Method "${msg.member}" with signature "${msg.signature ?? ''}" on interface "${msg.interface ?? ''}" doesn't exist (expected "${m.in}")`));
       return true;
     }
     try {
