@@ -9,7 +9,7 @@ import dbus, { type MessageBus } from 'dbus-next';
 import { ConnmanApi } from '../api/connman/connman-api.ts';
 import { type SessionController, SessionApi } from '../api/connman/session.ts';
 import { assignServices, sessionDemand } from '../engine/sessions.ts';
-import { sessionRules } from '../engine/session-routing.ts';
+import { sessionNft, sessionRules } from '../engine/session-routing.ts';
 import type { Identity, Session } from '../engine/session-types.ts';
 import { SessionHost } from './session-host.ts';
 import { CallerIdentities } from './policy/identity.ts';
@@ -636,7 +636,7 @@ export class Netsessiond {
           addresses: net.addresses.map((a) => ({ index: a.ifindex, address: a.address, prefixLen: a.prefixLen, ...(a.broadcast ? { broadcast: a.broadcast } : {}) })),
           routes: net.routes,
           rules: [...net.rules, ...sessionRules(this.sessions.state, this.state, { protocol: this.cfg.ownership.protocol, base: this.cfg.ownership.rulePriorities.min })],
-          // sessionNft (gid marking, SNAT, counters, emergency) is not wired yet: see the note on the sessions issue
+          nft: this.desiredNft(now),
         });
         for (const e of report.errors) this.log.warn(`kernel: ${e.message}`);
         for (const c of report.conflicts) this.log.warn(`kernel: route ${c.desired.dst}/${c.desired.dstLen} table ${c.desired.table} metric ${c.desired.priority} is taken by a foreign route (proto ${c.foreign.protocol}): left alone`);
@@ -658,6 +658,24 @@ export class Netsessiond {
     } finally {
       this.reconciling = false;
     }
+  }
+
+  private desiredNft(now: number): ReturnType<typeof sessionNft> {
+    const services = [...this.state.services.values()];
+    const emergency = this.sessions.emergency();
+    return sessionNft(this.sessions.state, {
+      family: this.cfg.ownership.nftTable.family,
+      name: this.cfg.ownership.nftTable.name,
+      ...(emergency ? { emergencyMarker: emergency.marker } : {}),
+      uplinks: services.map((s) => s.ifname),
+      sources: services
+        .filter((s) => wantsConnection(this.state, s))
+        .map((s) => {
+          const v4 = ipv4Of(s)?.address;
+          const v6 = ipv6Of(s, now)?.addresses[0]?.address;
+          return { ifname: s.ifname, ...(v4 ? { ipv4: v4 } : {}), ...(v6 ? { ipv6: v6 } : {}) };
+        }),
+    });
   }
 
   private writeResolv(dns: { nameservers: string[]; search: string[] }): void {

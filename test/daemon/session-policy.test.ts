@@ -68,3 +68,32 @@ test('a uid policy routes an unmodified program of that user through its session
   await waitFor('policy gone', async () => curlAsNobody(lab.device.netns, `http://${lab.internet.ipv4}/whoami`).isp === `isp${def.slice(3)}`, 5000);
   client.stdin.write('quit\n');
 });
+
+test('a gid policy: the group\'s unmodified programs are marked in nft, routed through the session and given that uplink\'s address', { skip, timeout: 90_000 }, async (t) => {
+  const name = `sg${process.pid % 1000}`;
+  const lab = await labUp({ name, uplinks: 3, daemon: { logLevel: 'debug' } });
+  let client: ChildProcessWithoutNullStreams | undefined;
+  t.after(async () => {
+    client?.kill();
+    await labDown(name);
+  });
+  const tb = new TestBus(lab.bus.address);
+  t.after(() => tb.close());
+  await waitFor('online', async () => (await tb.services()).filter((s) => s.props.State === 'online').length === 3, 15_000);
+  const eth1 = await tb.byIfname('eth1');
+  const addr1 = String((eth1.props.IPv4 as Record<string, unknown>).Address);
+  // group 65534 (nogroup): nobody's primary group, which the kernel knows the socket by
+  writeFileSync(`${lab.daemon!.policyDir}/nogroup.policy`, '[policy_nogroup]\ngid = 65534\nAllowedBearers = ethernet\n', { mode: 0o644 });
+  client = spawn('setpriv', [...NOBODY, process.execPath, '--import', import.meta.resolve('tsx'), CLIENT, lab.bus.address, JSON.stringify({ AllowedInterface: ['s', 'eth1'] })], { env: { ...process.env, HOME: '/tmp' } });
+  const lines: Record<string, unknown>[] = [];
+  createInterface({ input: client.stdout }).on('line', (l) => lines.push(JSON.parse(l) as Record<string, unknown>));
+  await waitFor('session online', async () => lines.some((l) => l.State === 'online'), 15_000);
+  // the route chain marks nobody's packets, the kernel routes them again, SNAT gives them eth1's address
+  await waitFor('curl through isp1', async () => curlAsNobody(lab.device.netns, `http://${lab.internet.ipv4}/whoami`).isp === 'isp1', 5000);
+  assert.deepEqual(curlAsNobody(lab.device.netns, `http://${lab.internet.ipv4}/whoami`), { client: addr1, isp: 'isp1', code: 0 });
+  const ruleset = execFileSync('ip', ['netns', 'exec', lab.device.netns, 'nft', 'list', 'table', 'inet', 'netsession'], { encoding: 'utf8' });
+  assert.match(ruleset, /meta skgid map @gid_marker/);
+  client.stdin.write('quit\n');
+  // the last session gone: our nft table goes too
+  await waitFor('nft table gone', async () => spawnSync('ip', ['netns', 'exec', lab.device.netns, 'nft', 'list', 'table', 'inet', 'netsession']).status !== 0, 5000);
+});
