@@ -322,6 +322,8 @@ export class Netsessiond {
 
   private sessionsChanged(removed: { session: Session; byDaemon: boolean }[]): void {
     if (!this.started) return;
+    // an ended session's object goes at once (as ConnMan's); its last words wait for the kernel
+    for (const r of removed) this.sessionApi?.unexport(r.session.path);
     this.pendingRemoved.push(...removed);
     if (this.stopping) {
       // shutdown: tell everyone now, while the bus is still there

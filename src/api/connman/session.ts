@@ -194,9 +194,8 @@ export class SessionApi {
     }
   }
 
-  /** Registers the objects of sessions that exist already (none at start today). */
-  forget(path: string): void {
-    this.told.delete(path);
+  /** Takes an ended session's object off the bus now (what it was told is kept for its last Update or Release). */
+  unexport(path: string): void {
     this.tree.remove(path);
   }
 }
