@@ -18,6 +18,7 @@ import {
   UsageError,
 } from './connman-args.ts';
 import { clock, eventLine, propertyLines, serviceDetail, serviceLine, technologiesText } from './connman-format.ts';
+import { Failure } from './failure.ts';
 
 const EXIT_DAEMON = 1;
 const EXIT_USAGE = 2;
@@ -28,16 +29,6 @@ interface CommonOpts {
   bus?: string;
 }
 
-/** A failure already decided: its message, exit code and D-Bus name (for --json). */
-class Failure extends Error {
-  constructor(
-    readonly exitCode: number,
-    message: string,
-    readonly dbusName?: string,
-  ) {
-    super(message);
-  }
-}
 
 // The client (and dbus-next behind it) is loaded only when a command of this file runs, so
 // `netsessionctl lab …` does not pay for it.

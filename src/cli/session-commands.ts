@@ -8,6 +8,7 @@ import { createInterface } from 'node:readline';
 import { type Command, CommanderError, Option } from 'commander';
 import type { Session, SessionConfig, SessionEndReason, SessionSettings } from '../client/index.ts';
 import { UsageError } from './connman-args.ts';
+import { Failure } from './failure.ts';
 
 const EXIT_DAEMON = 1;
 const EXIT_USAGE = 2;
@@ -28,15 +29,6 @@ interface CreateOpts extends CommonOpts {
   plain?: boolean;
 }
 
-class Failure extends Error {
-  constructor(
-    readonly exitCode: number,
-    message: string,
-    readonly dbusName?: string,
-  ) {
-    super(message);
-  }
-}
 
 // the client library (dbus-next, koffi) and the argument helpers load only when a session command runs
 type ClientModule = typeof import('../client/index.ts');

@@ -68,10 +68,6 @@ export interface SignalMessage {
   body: unknown[];
 }
 
-interface Pending {
-  reject: (e: Error) => void;
-}
-
 function describeSocketError(err: unknown): string {
   if (err instanceof Error) {
     const code = (err as NodeJS.ErrnoException).code;
@@ -84,7 +80,7 @@ function describeSocketError(err: unknown): string {
 }
 
 export class BusConnection {
-  private readonly pending = new Set<Pending>();
+  private readonly pending = new Set<(e: Error) => void>();
   private readonly signalListeners = new Set<(m: SignalMessage) => void>();
   private readonly closeListeners = new Set<(e: DaemonUnavailableError) => void>();
   private closedError: DaemonUnavailableError | undefined;
@@ -162,7 +158,7 @@ export class BusConnection {
     if (this.closedError) return;
     const e = new DaemonUnavailableError(reason, this.address, message);
     this.closedError = e;
-    for (const p of [...this.pending]) p.reject(e);
+    for (const reject of [...this.pending]) reject(e);
     this.pending.clear();
     for (const l of this.closeListeners) l(e);
   }
@@ -170,57 +166,7 @@ export class BusConnection {
   /** Calls a method; resolves to the reply body. D-Bus errors become DaemonError or DaemonUnavailableError. */
   call(spec: CallSpec): Promise<unknown[]> {
     if (this.closedError) return Promise.reject(this.closedError);
-    const msg = new dbus.Message({
-      destination: spec.destination,
-      path: spec.path,
-      interface: spec.interface,
-      member: spec.member,
-      signature: spec.signature ?? '',
-      body: spec.body ?? [],
-    });
-    const timeoutMs = spec.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
-    return new Promise<unknown[]>((resolve, reject) => {
-      const p: Pending = { reject };
-      this.pending.add(p);
-      const timer = setTimeout(() => {
-        this.pending.delete(p);
-        reject(new DaemonUnavailableError('timeout', this.address, `no reply from ${spec.destination} to ${spec.member} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const done = (): void => {
-        clearTimeout(timer);
-        this.pending.delete(p);
-      };
-      this.bus.call(msg).then(
-        (reply) => {
-          done();
-          resolve(reply?.body ?? []);
-        },
-        (err: unknown) => {
-          done();
-          reject(this.mapError(err, spec));
-        },
-      );
-    });
-  }
-
-  private mapError(err: unknown, spec: CallSpec): Error {
-    if (err instanceof dbus.DBusError) {
-      const name = err.type;
-      const reason = unavailableReasonOf(name);
-      if (reason) {
-        const what =
-          reason === 'no-daemon'
-            ? `${spec.destination} is not on the bus at ${this.address} (is the daemon running?)`
-            : reason === 'daemon-lost'
-              ? `${spec.destination} left the bus without replying to ${spec.member}`
-              : `${spec.member}: ${err.text || name}`;
-        return new DaemonUnavailableError(reason, this.address, what, name);
-      }
-      return new DaemonError(name, err.text ?? '', { path: spec.path, interface: spec.interface, member: spec.member });
-    }
-    if (err instanceof DaemonUnavailableError) return err;
-    // dbus-next throws plain errors for values that do not fit the signature
-    return new ClientUsageError(`${spec.member}: ${err instanceof Error ? err.message : String(err)}`);
+    return timedCall(this.bus, spec, this.address, this.pending);
   }
 
   /** Asks the bus to route matching signals to us; resolves once the bus has the rule. */
@@ -263,4 +209,70 @@ export class BusConnection {
       // already gone
     }
   }
+}
+
+/**
+ * One method call with a time limit, shared by every connection of the client library:
+ * `pending` holds the rejecters of calls in flight (so a lost bus fails them at once),
+ * D-Bus errors become DaemonError / DaemonUnavailableError, bad values ClientUsageError.
+ */
+export function timedCall(bus: MessageBus, spec: CallSpec, address: string, pending: Set<(e: Error) => void>): Promise<unknown[]> {
+  const msg = new dbus.Message({
+    destination: spec.destination,
+    path: spec.path,
+    interface: spec.interface,
+    member: spec.member,
+    signature: spec.signature ?? '',
+    body: spec.body ?? [],
+  });
+  const timeoutMs = spec.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+  return new Promise<unknown[]>((resolve, reject) => {
+    pending.add(reject);
+    const timer = setTimeout(() => {
+      pending.delete(reject);
+      reject(new DaemonUnavailableError('timeout', address, `no reply from ${spec.destination} to ${spec.member} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const done = (): void => {
+      clearTimeout(timer);
+      pending.delete(reject);
+    };
+    let sent: Promise<Message | null>;
+    try {
+      sent = bus.call(msg);
+    } catch (err) {
+      // dbus-next throws synchronously for values that do not fit the signature, or a closed stream
+      done();
+      reject(mapCallError(err, spec, address));
+      return;
+    }
+    sent.then(
+      (reply) => {
+        done();
+        resolve(reply?.body ?? []);
+      },
+      (err: unknown) => {
+        done();
+        reject(mapCallError(err, spec, address));
+      },
+    );
+  });
+}
+
+export function mapCallError(err: unknown, spec: CallSpec, address: string): Error {
+  if (err instanceof dbus.DBusError) {
+    const name = err.type;
+    const reason = unavailableReasonOf(name);
+    if (reason) {
+      const what =
+        reason === 'no-daemon'
+          ? `${spec.destination} is not on the bus at ${address} (is the daemon running?)`
+          : reason === 'daemon-lost'
+            ? `${spec.destination} left the bus without replying to ${spec.member}`
+            : `${spec.member}: ${err.text || name}`;
+      return new DaemonUnavailableError(reason, address, what, name);
+    }
+    return new DaemonError(name, err.text ?? '', { path: spec.path, interface: spec.interface, member: spec.member });
+  }
+  if (err instanceof DaemonUnavailableError) return err;
+  return new ClientUsageError(`${spec.member}: ${err instanceof Error ? err.message : String(err)}`);
 }

@@ -4,8 +4,8 @@
 // A session needs the MessageBus itself (to answer calls), which BusConnection keeps private.
 import type { EventEmitter } from 'node:events';
 import dbus, { type Message, type MessageBus } from 'dbus-next';
-import { busAddressProblem, type CallSpec, DEFAULT_CALL_TIMEOUT_MS } from '../bus.ts';
-import { ClientUsageError, DaemonError, DaemonUnavailableError, unavailableReasonOf } from '../errors.ts';
+import { busAddressProblem, type CallSpec, timedCall } from '../bus.ts';
+import { ClientUsageError, DaemonUnavailableError } from '../errors.ts';
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 const SIGNAL = dbus.MessageType.SIGNAL as number;
@@ -117,63 +117,7 @@ export class SessionBus {
 
   call(spec: CallSpec): Promise<unknown[]> {
     if (this.closedError) return Promise.reject(this.closedError);
-    const msg = new dbus.Message({
-      destination: spec.destination,
-      path: spec.path,
-      interface: spec.interface,
-      member: spec.member,
-      signature: spec.signature ?? '',
-      body: spec.body ?? [],
-    });
-    const timeoutMs = spec.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
-    return new Promise<unknown[]>((resolve, reject) => {
-      this.pending.add(reject);
-      const timer = setTimeout(() => {
-        this.pending.delete(reject);
-        reject(new DaemonUnavailableError('timeout', this.address, `no reply from ${spec.destination} to ${spec.member} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const done = (): void => {
-        clearTimeout(timer);
-        this.pending.delete(reject);
-      };
-      let sent: Promise<Message | null>;
-      try {
-        sent = this.bus.call(msg);
-      } catch (err) {
-        done();
-        reject(this.mapError(err, spec));
-        return;
-      }
-      sent.then(
-        (reply) => {
-          done();
-          resolve(reply?.body ?? []);
-        },
-        (err: unknown) => {
-          done();
-          reject(this.mapError(err, spec));
-        },
-      );
-    });
-  }
-
-  private mapError(err: unknown, spec: CallSpec): Error {
-    if (err instanceof dbus.DBusError) {
-      const name = err.type;
-      const reason = unavailableReasonOf(name);
-      if (reason) {
-        const what =
-          reason === 'no-daemon'
-            ? `${spec.destination} is not on the bus at ${this.address} (is the daemon running?)`
-            : reason === 'daemon-lost'
-              ? `${spec.destination} left the bus without replying to ${spec.member}`
-              : `${spec.member}: ${err.text || name}`;
-        return new DaemonUnavailableError(reason, this.address, what, name);
-      }
-      return new DaemonError(name, err.text ?? '', { path: spec.path, interface: spec.interface, member: spec.member });
-    }
-    if (err instanceof DaemonUnavailableError) return err;
-    return new ClientUsageError(`${spec.member}: ${err instanceof Error ? err.message : String(err)}`);
+    return timedCall(this.bus, spec, this.address, this.pending);
   }
 
   /** The unique name owning a well-known name, or undefined. */
