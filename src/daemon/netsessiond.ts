@@ -9,10 +9,12 @@ import dbus, { type MessageBus } from 'dbus-next';
 import { ConnmanApi } from '../api/connman/connman-api.ts';
 import { type SessionController, SessionApi } from '../api/connman/session.ts';
 import { assignServices, sessionDemand } from '../engine/sessions.ts';
-import { sessionNft, sessionRules } from '../engine/session-routing.ts';
+import { cgroupPolicyPaths, sessionNft, sessionRules } from '../engine/session-routing.ts';
+import { CgroupWatch } from './cgroup-watch.ts';
 import type { Identity, Session } from '../engine/session-types.ts';
 import { SessionHost } from './session-host.ts';
-import { CallerIdentities } from './policy/identity.ts';
+import { SessionScheduler } from './session-scheduler.ts';
+import { CallerIdentities, cgroupOfPid } from './policy/identity.ts';
 import { PolicyDirectory } from './policy/policy-dir.ts';
 import type { Controller } from '../api/connman/controller.ts';
 import { DhcpClient, type DhcpLeaseEvent } from '../bearers/dhcp/dhcp-client.ts';
@@ -84,6 +86,7 @@ export class Netsessiond {
   private readonly uplinks = new Map<number, UplinkSnapshot>();
   private readonly connectWaiters = new Set<{ check: () => boolean }>();
   private readonly sessions: SessionHost;
+  private readonly scheduler: SessionScheduler;
   private sessionApi: SessionApi | undefined;
   private identities: CallerIdentities | undefined;
   private policyDir: PolicyDirectory | undefined;
@@ -102,6 +105,8 @@ export class Netsessiond {
   private resolvWritten: string | undefined;
   private stopping = false;
   private started = false;
+  /** which cgroups of cgroup policies exist (our nft table names only those) */
+  private readonly cgroups = new CgroupWatch({ onChange: () => this.scheduleReconcile(), warn: (m) => this.log.warn(m) });
 
   private constructor(private readonly opts: DaemonOptions) {
     this.log = opts.log;
@@ -118,6 +123,25 @@ export class Netsessiond {
       now: clock,
       changed: (removed) => this.sessionsChanged(removed),
     });
+    this.scheduler = new SessionScheduler({
+      host: this.sessions,
+      engine: () => this.state,
+      now: clock,
+      readCounters: () => this.readSessionCounters(),
+      log: this.log.child('sessions'),
+    });
+  }
+
+  /** Packets per SessionMarker, sent and received, from our nft table's counter sets. */
+  private async readSessionCounters(): Promise<Map<number, number>> {
+    const out = new Map<number, number>();
+    const t = await new Nft().observe(this.cfg.ownership.nftTable.family, this.cfg.ownership.nftTable.name);
+    for (const set of ['session_tx', 'session_rx']) {
+      for (const el of t?.elements.get(set)?.values() ?? []) {
+        if (typeof el.key === 'number' && el.counter) out.set(el.key, (out.get(el.key) ?? 0) + el.counter.packets);
+      }
+    }
+    return out;
   }
 
   private loadProvisioning(): DaemonConfig['engine']['provisioning'] {
@@ -158,7 +182,7 @@ export class Netsessiond {
     const klog = this.log.child('kernel');
     this.mirror = KernelMirror.open({ onWarning: (w) => klog.warn(w) });
     await this.mirror.ready;
-    this.reconciler = new Reconciler(this.mirror, new Nft(), this.cfg.ownership);
+    this.reconciler = new Reconciler(this.mirror, new Nft({ cgroup2Mount: this.cgroups.view.nftNeedsMount }), this.cfg.ownership);
     try {
       this.routerListener = RouterListener.open({
         onRouter: (ev) => this.onRouter(ev),
@@ -351,6 +375,7 @@ export class Netsessiond {
       this.sessions.state = assignServices(this.sessions.state, this.state);
     }
     this.unpublished.push(...removed);
+    this.scheduler.arm();
     // applications hear of a change only once the kernel routes it: publish at the end of the reconcile
     if (this.stopping) this.sessionApi?.publish(this.unpublished.splice(0));
   }
@@ -638,7 +663,7 @@ export class Netsessiond {
           addresses: net.addresses.map((a) => ({ index: a.ifindex, address: a.address, prefixLen: a.prefixLen, ...(a.broadcast ? { broadcast: a.broadcast } : {}) })),
           routes: net.routes,
           rules: [...net.rules, ...sessionRules(this.sessions.state, this.state, { protocol: this.cfg.ownership.protocol, base: this.cfg.ownership.rulePriorities.min })],
-          nft: this.desiredNft(now),
+          nft: await this.desiredNft(now),
         });
         for (const e of report.errors) this.log.warn(`kernel: ${e.message}`);
         for (const c of report.conflicts) this.log.warn(`kernel: route ${c.desired.dst}/${c.desired.dstLen} table ${c.desired.table} metric ${c.desired.priority} is taken by a foreign route (proto ${c.foreign.protocol}): left alone`);
@@ -662,10 +687,15 @@ export class Netsessiond {
     }
   }
 
-  private desiredNft(now: number): ReturnType<typeof sessionNft> {
+  private async desiredNft(now: number): Promise<ReturnType<typeof sessionNft>> {
+    // first the cgroups (a lookup may take a process); then the rest, all of one state
+    const cgroups = await this.cgroups.existing(cgroupPolicyPaths(this.sessions.state));
+    const own = cgroups.length > 0 ? cgroupOfPid(process.pid) : undefined;
     const services = [...this.state.services.values()];
     const emergency = this.sessions.emergency();
     return sessionNft(this.sessions.state, {
+      cgroups,
+      ...(own !== undefined ? { ownCgroup: own } : {}),
       family: this.cfg.ownership.nftTable.family,
       name: this.cfg.ownership.nftTable.name,
       ...(emergency ? { emergencyMarker: emergency.marker } : {}),
@@ -706,6 +736,7 @@ export class Netsessiond {
     // every session learns that the daemon ended it (Release), while the bus is still there
     if (this.started) this.sessions.releaseAll();
     if (this.timer) clearTimeout(this.timer);
+    this.scheduler.close();
     if (this.reconcileRetry) clearTimeout(this.reconcileRetry);
     for (const t of this.solicited.values()) clearTimeout(t);
     for (const [ifindex, c] of this.dhcp) {
@@ -714,6 +745,7 @@ export class Netsessiond {
     }
     this.dhcp.clear();
     this.policyDir?.close();
+    this.cgroups.close();
     this.routerListener?.close();
     // a reconcile under way must end before the last one, which removes everything, starts
     await this.loop;

@@ -51,7 +51,7 @@ export class SessionHost {
     const marker = allocateMarker(used, this.freedAt, now, MARKER_QUARANTINE_MS);
     if (marker === undefined) return err('Failed', 'no free session marker');
     this.freedAt.delete(marker);
-    const s: Session = { path, owner, notifier, identity, request, policy, marker, active: false, detached: false, serviceId: undefined, createdAt: now };
+    const s: Session = { path, owner, notifier, identity, request, policy, marker, active: false, detached: false, idle: false, woken: false, demandSince: now, serviceId: undefined, createdAt: now };
     const sessions = new Map(this.state.sessions);
     sessions.set(path, s);
     this.state = { ...this.state, sessions };
@@ -79,12 +79,13 @@ export class SessionHost {
   }
 
   connect(path: string): CommandError | undefined {
-    return this.blockedByEmergency(path) ?? this.update(path, (s) => (s.active && !s.detached ? s : { ...s, active: true, detached: false }));
+    // Connect() also wakes a session that went idle
+    return this.blockedByEmergency(path) ?? this.update(path, (s) => (s.active && !s.detached && !s.idle ? s : { ...s, active: true, detached: false, idle: false, demandSince: this.hooks.now() }));
   }
 
   disconnect(path: string): CommandError | undefined {
     // ConnMan: the session reports disconnected even if its service stays up, until Connect()
-    return this.blockedByEmergency(path) ?? this.update(path, (s) => (!s.active && s.detached ? s : { ...s, active: false, detached: true }));
+    return this.blockedByEmergency(path) ?? this.update(path, (s) => (!s.active && s.detached ? s : { ...s, active: false, detached: true, idle: false, woken: false }));
   }
 
   change(path: string, request: SessionRequest): CommandError | undefined {
@@ -94,6 +95,32 @@ export class SessionHost {
       if (denied) return denied;
       return { ...s, request, policy };
     });
+  }
+
+  /** IdleTimeout passed without traffic: these sessions stop asking for their service. */
+  goIdle(paths: readonly string[]): void {
+    this.updateMany(paths, (s) => (s.idle ? s : { ...s, idle: true, woken: false }));
+  }
+
+  /** A PeriodicConnect attempt: these sessions ask for a connection again. */
+  wake(paths: readonly string[]): void {
+    const now = this.hooks.now();
+    this.updateMany(paths, (s) => (s.detached ? s : { ...s, idle: false, woken: !s.active, demandSince: now }));
+  }
+
+  private updateMany(paths: readonly string[], f: (s: Session) => Session): void {
+    let sessions: Map<string, Session> | undefined;
+    for (const path of paths) {
+      const s = this.state.sessions.get(path);
+      if (!s) continue;
+      const next = f(s);
+      if (next === s) continue;
+      sessions ??= new Map(this.state.sessions);
+      sessions.set(path, next);
+    }
+    if (!sessions) return;
+    this.state = { ...this.state, sessions };
+    this.hooks.changed([]);
   }
 
   destroy(path: string, byDaemon = false): void {

@@ -83,6 +83,12 @@ export interface Session {
   active: boolean;
   /** Disconnect() was called: no service until the next Connect() (ConnMan) */
   detached: boolean;
+  /** IdleTimeout passed without traffic: it asks for no connection until Connect() or a periodic attempt */
+  idle: boolean;
+  /** a PeriodicConnect attempt asks for a connection for it (it did not call Connect()) */
+  woken: boolean;
+  /** when it last began to ask for a connection (creation, Connect(), a periodic attempt): idle time counts from here at the earliest */
+  demandSince: number;
   /** the service it uses, if any */
   serviceId: string | undefined;
   /** ms since epoch of creation; the newest session of an identity routes that identity */

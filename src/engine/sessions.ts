@@ -178,8 +178,13 @@ export function assignServices(sessions: SessionsState, engine: EngineState): Se
   return changed ? { ...sessions, sessions: changed } : sessions;
 }
 
+/** Whether a session asks for a connection now: Connect() or a periodic attempt, and not gone idle. */
+export function demanding(s: Session): boolean {
+  return (s.active || s.woken) && !s.idle && !s.detached;
+}
+
 /**
- * Services sessions want connected: for each active session that has no usable service,
+ * Services sessions want connected: for each demanding session that has no usable service,
  * the best matching service that could come up (carrier, not switched off by the user).
  * One per session, so two sessions pinned to two interfaces both get theirs.
  */
@@ -187,7 +192,7 @@ export function sessionDemand(sessions: SessionsState, engine: EngineState): Set
   const out = new Set<string>();
   const ordered = orderServices(engine.services.values(), engine.config.preferredTechnologies);
   for (const s of sessions.sessions.values()) {
-    if (!s.active) continue;
+    if (!demanding(s)) continue;
     const cur = s.serviceId ? engine.services.get(s.serviceId) : undefined;
     if (cur && attachable(s, cur)) {
       // keep what it uses up, as long as sessions use it
@@ -219,4 +224,88 @@ export function emergencySession(sessions: SessionsState, engine: EngineState): 
     if (svc && attachable(s, svc) && wantsConnection(engine, svc)) return s;
   }
   return undefined;
+}
+
+// ---- IdleTimeout, StayConnected, PeriodicConnect ---------------------------------------------
+
+/** how long a connection made by a periodic attempt stays up without traffic, for a session without IdleTimeout */
+export const PERIODIC_WINDOW_S = 60;
+
+/** Seconds without traffic after which the session lets its service go; 0 = never. */
+export function idleAfter(s: Session): number {
+  if (s.request.stayConnected) return 0;
+  if (s.request.idleTimeout > 0) return s.request.idleTimeout;
+  return s.woken ? PERIODIC_WINDOW_S : 0;
+}
+
+export interface IdleVerdict {
+  /** sessions that go idle now */
+  idle: string[];
+  /** when the next group falls due, if traffic stays away */
+  nextCheckAt: number | undefined;
+  /** the shortest timeout under watch (ms): how often traffic is worth sampling */
+  shortestMs: number | undefined;
+}
+
+/**
+ * Which sessions go idle. Only a service that is up for sessions alone (not AutoConnect, not
+ * connected by the user) can go: once every session that asks for it has been without traffic
+ * for the longest IdleTimeout among them (seed 001), they all stop asking, and it goes offline.
+ * A session with StayConnected, or without IdleTimeout, holds it up. `lastTraffic` is when a
+ * session's marker last saw packets (sampled counters); idle time never counts from before
+ * the session began to ask.
+ */
+export function idleSessions(sessions: SessionsState, engine: EngineState, lastTraffic: ReadonlyMap<number, number>, now: number): IdleVerdict {
+  const groups = new Map<string, Session[]>();
+  for (const s of sessions.sessions.values()) {
+    if (!demanding(s) || !s.serviceId) continue;
+    const svc = engine.services.get(s.serviceId);
+    if (!svc?.sessionRequested || svc.settings.autoConnect || svc.connectRequested || !attachable(s, svc)) continue;
+    const g = groups.get(svc.id);
+    if (g) g.push(s);
+    else groups.set(svc.id, [s]);
+  }
+  const out: IdleVerdict = { idle: [], nextCheckAt: undefined, shortestMs: undefined };
+  for (const users of groups.values()) {
+    const timeouts = users.map(idleAfter);
+    if (timeouts.includes(0)) continue;
+    const ms = Math.max(...timeouts) * 1000;
+    const last = Math.max(...users.map((s) => Math.max(s.demandSince, lastTraffic.get(s.marker) ?? 0)));
+    if (now >= last + ms) out.idle.push(...users.map((s) => s.path));
+    else {
+      out.nextCheckAt = Math.min(out.nextCheckAt ?? Infinity, last + ms);
+      out.shortestMs = Math.min(out.shortestMs ?? Infinity, ms);
+    }
+  }
+  return out;
+}
+
+const periodMs = (s: Session): number => s.request.periodicConnect * 60_000;
+
+/**
+ * PeriodicConnect attempts fall on multiples of their period on the clock, so attempts of
+ * sessions coincide (10 and 5 minutes meet every 10 minutes): one wake-up serves them all.
+ * Due in (from, to]: sessions with a period boundary in between that have no service now
+ * (one that has a service got its chance already) and were not disconnected by their owner.
+ */
+export function periodicDue(sessions: SessionsState, from: number, to: number): string[] {
+  const out: string[] = [];
+  for (const s of sessions.sessions.values()) {
+    const p = periodMs(s);
+    if (p <= 0 || s.detached || s.serviceId) continue;
+    if (Math.floor(to / p) > Math.floor(from / p)) out.push(s.path);
+  }
+  return out;
+}
+
+/** The next PeriodicConnect boundary after `now`, if any session has a period. */
+export function nextPeriodicAt(sessions: SessionsState, now: number): number | undefined {
+  let next: number | undefined;
+  for (const s of sessions.sessions.values()) {
+    const p = periodMs(s);
+    if (p <= 0 || s.detached) continue;
+    const at = (Math.floor(now / p) + 1) * p;
+    if (next === undefined || at < next) next = at;
+  }
+  return next;
 }

@@ -155,6 +155,13 @@ describe('netsessiond in a lab of three uplinks', { skip }, () => {
     await assert.rejects(bus.call(s.path, 'net.connman.Service', 'SetProperty', 'sv', ['AutoConnect', new V('s', 'yes')]), error('InvalidArguments'));
     await assert.rejects(bus.call(s.path, 'net.connman.Service', 'SetProperty', 'ss', ['AutoConnect', 'yes']), (e: unknown) => (e as { type?: string }).type === 'org.freedesktop.DBus.Error.UnknownMethod');
     await assert.rejects(bus.call('/net/connman/service/nope', 'net.connman.Service', 'Connect'), (e: unknown) => /UnknownObject/.test(String((e as { type?: string }).type)));
+    // SessionMode: kept and reported as ConnMan does (no effect), typed
+    const sessionMode = async () => ((await bus.call('/', 'net.connman.Manager', 'GetProperties'))[0] as Record<string, InstanceType<typeof V>>).SessionMode?.value;
+    await bus.call('/', 'net.connman.Manager', 'SetProperty', 'sv', ['SessionMode', new V('b', true)]);
+    assert.equal(await sessionMode(), true);
+    await assert.rejects(bus.call('/', 'net.connman.Manager', 'SetProperty', 'sv', ['SessionMode', new V('s', 'on')]), error('InvalidArguments'));
+    await bus.call('/', 'net.connman.Manager', 'SetProperty', 'sv', ['SessionMode', new V('b', false)]);
+    assert.equal(await sessionMode(), false);
     assert.ok(ours(lab.device.netns).addresses.includes('eth2 203.0.113.200/24'));
     await bus.call(s.path, 'net.connman.Service', 'SetProperty', 'sv', ['IPv4.Configuration', new V('a{sv}', { Method: new V('s', 'dhcp') })]);
     await waitFor('DHCP again', async () => {

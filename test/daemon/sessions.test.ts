@@ -4,53 +4,17 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
-import dbus, { type MessageBus } from 'dbus-next';
+import dbus from 'dbus-next';
 import { labDown, labLink, labUp } from '../../src/lab/lab.ts';
 import type { LabInfo } from '../../src/lab/topology.ts';
-import { TestBus, unwrap, waitFor } from '../helpers/connman.ts';
+import { TestBus, waitFor } from '../helpers/connman.ts';
+import { App, type Settings } from '../helpers/session-app.ts';
 import { whoamiMarked } from '../helpers/marked-http.ts';
 import { isRoot } from '../helpers/netns.ts';
 
 const skip = !isRoot() && 'needs root (network namespaces)';
 const NAME = `ss${process.pid % 1000}`;
 const V = dbus.Variant;
-
-type Settings = Record<string, unknown>;
-
-/** An application: its own bus connection, a notifier per session, the Updates it got. */
-class App {
-  readonly bus: MessageBus;
-  readonly updates = new Map<string, Settings[]>();
-  readonly released = new Set<string>();
-  constructor(address: string) {
-    this.bus = dbus.sessionBus({ busAddress: address });
-    this.bus.addMethodHandler((m: dbus.Message) => {
-      if (m.interface !== 'net.connman.Notification') return false;
-      if (m.member === 'Update') {
-        const list = this.updates.get(m.path) ?? [];
-        list.push(unwrap(m.body[0]) as Settings);
-        this.updates.set(m.path, list);
-      } else if (m.member === 'Release') this.released.add(m.path);
-      if (!(m.flags & 1)) this.bus.send(dbus.Message.newMethodReturn(m, '', []));
-      return true;
-    });
-  }
-  async call(path: string, iface: string, member: string, signature = '', body: unknown[] = []): Promise<unknown[]> {
-    const r = await this.bus.call(new dbus.Message({ destination: 'net.connman', path, interface: iface, member, signature, body }));
-    return r?.body ?? [];
-  }
-  async create(notifier: string, settings: Record<string, InstanceType<typeof V>>): Promise<string> {
-    const [path] = (await this.call('/', 'net.connman.Manager', 'CreateSession', 'a{sv}o', [settings, notifier])) as [string];
-    return path;
-  }
-  /** the session's settings as the application knows them: all Updates merged */
-  view(notifier: string): Settings {
-    return Object.assign({}, ...(this.updates.get(notifier) ?? []));
-  }
-  close(): void {
-    this.bus.disconnect();
-  }
-}
 
 const errorName = (name: string) => (e: unknown) => (e as { type?: string }).type === `net.connman.Error.${name}`;
 const ourRules = (ns: string): string[] =>

@@ -15,17 +15,21 @@ export interface AgentRegistry {
 const OBJECT_PATH = /^\/(?:[A-Za-z0-9_]+(?:\/[A-Za-z0-9_]+)*)?$/;
 
 export function managerInterface(ctl: Controller, agents: AgentRegistry, extra: Partial<InterfaceSpec['methods']> = {}): InterfaceSpec {
+  // SessionMode: kept for compatibility, as in ConnMan: stored and reported, no signal, no effect
+  let sessionMode = false;
   return {
     name: MANAGER_IFACE,
     methods: {
-      GetProperties: { in: '', out: 'a{sv}', handler: () => [managerProperties(ctl.state())] },
+      GetProperties: { in: '', out: 'a{sv}', handler: () => [managerProperties(ctl.state(), sessionMode)] },
       SetProperty: {
         in: 'sv',
         out: '',
         argNames: ['name', 'value'],
         handler: ({ args }) => {
           const cmd = managerSetProperty(args[0], args[1]);
-          return cmd === 'session-mode' ? [] : run(ctl, cmd);
+          if (!('sessionMode' in cmd)) return run(ctl, cmd);
+          sessionMode = cmd.sessionMode;
+          return [];
         },
       },
       GetTechnologies: {

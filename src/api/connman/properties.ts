@@ -21,8 +21,9 @@ export const technologyPath = (type: string): string => `${TECHNOLOGY_PATH}${typ
 
 const TECH_NAMES: Record<string, string> = { ethernet: 'Wired', wifi: 'WiFi', cellular: 'Cellular', bluetooth: 'Bluetooth', vpn: 'VPN', gadget: 'Gadget' };
 
-export function managerProperties(state: EngineState): Dict {
-  return { State: s(managerState(state)), OfflineMode: b(state.offlineMode), SessionMode: b(false) };
+/** `sessionMode` is reported but never signalled (ConnMan): the change tracking sees it as false always. */
+export function managerProperties(state: EngineState, sessionMode = false): Dict {
+  return { State: s(managerState(state)), OfflineMode: b(state.offlineMode), SessionMode: b(sessionMode) };
 }
 
 export function technologyProperties(state: EngineState, t: Technology): Dict {
@@ -213,14 +214,13 @@ export function serviceClearProperty(id: string, name: string): Command {
   throw new ApiError('InvalidProperty', `${name} cannot be cleared`);
 }
 
-export function managerSetProperty(name: string, value: unknown): Command | 'session-mode' {
+export function managerSetProperty(name: string, value: unknown): Command | { sessionMode: boolean } {
   switch (name) {
     case 'OfflineMode':
       return { kind: 'set-offline', value: want<boolean>(name, value, 'b') };
     case 'SessionMode':
-      // kept for compatibility only, as in ConnMan: accepted, no effect
-      want<boolean>(name, value, 'b');
-      return 'session-mode';
+      // kept for compatibility only, as in ConnMan: the Manager object keeps it, nothing acts on it
+      return { sessionMode: want<boolean>(name, value, 'b') };
     default:
       throw new ApiError('InvalidProperty', `${name} is not a writable manager property`);
   }

@@ -1,0 +1,109 @@
+// IdleTimeout and StayConnected for real: an uplink that is up only because a session asked
+// (AutoConnect off) stays up while the session's marked traffic flows (the per-session nft
+// counters say so), goes offline after IdleTimeout without traffic, and comes back on
+// Connect(); StayConnected holds it. A lab with two uplinks and netsessiond.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import dbus from 'dbus-next';
+import { ConnmanClient } from '../../src/client/index.ts';
+import { labDown, labLink, labUp } from '../../src/lab/lab.ts';
+import type { LabInfo } from '../../src/lab/topology.ts';
+import { TestBus, waitFor } from '../helpers/connman.ts';
+import { whoamiMarked } from '../helpers/marked-http.ts';
+import { isRoot } from '../helpers/netns.ts';
+import { App } from '../helpers/session-app.ts';
+
+const skip = !isRoot() && 'needs root (network namespaces)';
+const NAME = `si${process.pid % 1000}`;
+const V = dbus.Variant;
+const SESSION = 'net.connman.Session';
+
+describe('session idle timeout', { skip }, () => {
+  let lab: LabInfo;
+  let app: App;
+  let client: ConnmanClient;
+  let eth1: string;
+  const serviceState = async (): Promise<unknown> => {
+    const tb = new TestBus(lab.bus.address);
+    try {
+      return (await tb.byIfname('eth1')).props.State;
+    } finally {
+      tb.close();
+    }
+  };
+
+  before(async () => {
+    lab = await labUp({ name: NAME, uplinks: 2, daemon: { logLevel: 'debug' } });
+    const tb = new TestBus(lab.bus.address);
+    await waitFor('two services online', async () => (await tb.services()).filter((s) => s.props.State === 'online').length === 2, 15_000);
+    eth1 = (await tb.byIfname('eth1')).id;
+    tb.close();
+    client = await ConnmanClient.connect(lab.bus.address);
+    // eth1 comes up only when a session asks for it (AutoConnect off keeps a connected
+    // service up, as in ConnMan: unplug it once)
+    await client.service(eth1).setAutoConnect(false);
+    await labLink(NAME, 'isp1', 'down');
+    await waitFor('eth1 down', async () => (await serviceState()) === 'idle', 5000);
+    await labLink(NAME, 'isp1', 'up');
+    await sleep(1000);
+    assert.equal(await serviceState(), 'idle', 'nothing brings it up by itself');
+    app = new App(lab.bus.address);
+  });
+  after(async () => {
+    app?.close();
+    client?.close();
+    await labDown(NAME);
+  });
+
+  test('traffic keeps the uplink; IdleTimeout without traffic takes it down; Connect() brings it back', async () => {
+    const path = await app.create('/idle', { AllowedInterface: new V('s', 'eth1'), IdleTimeout: new V('u', 2) });
+    await app.call(path, SESSION, 'Connect');
+    await waitFor('session online on eth1', async () => app.view('/idle').State === 'online', 15_000);
+    const marker = app.view('/idle').SessionMarker as number;
+    // 4 s of traffic, a request every 400 ms: longer than the timeout, never idle
+    const seen = app.updates.get('/idle')?.length ?? 0;
+    const until = Date.now() + 4000;
+    while (Date.now() < until) {
+      assert.equal((await whoamiMarked(lab.device.netns, lab.internet.ipv4, marker)).isp, 'isp1');
+      await sleep(400);
+    }
+    const during = (app.updates.get('/idle') ?? []).slice(seen);
+    assert.ok(!during.some((u) => u.State !== undefined && u.State !== 'online'), `no state change while traffic flows: ${JSON.stringify(during)}`);
+    assert.equal(await serviceState(), 'online');
+    // quiet now: the uplink goes after the timeout, not before
+    const quietFrom = Date.now();
+    await waitFor('session disconnected after idling', async () => app.view('/idle').State === 'disconnected', 8000, 20);
+    const idleAfter = Date.now() - quietFrom;
+    assert.ok(idleAfter >= 1900, `idle after ${idleAfter} ms, the timeout is 2 s`);
+    await waitFor('eth1 offline', async () => (await serviceState()) === 'idle', 3000);
+    await assert.rejects(whoamiMarked(lab.device.netns, lab.internet.ipv4, marker), /ENETUNREACH|EHOSTUNREACH/, 'fail closed while idle');
+    // Connect() wakes it
+    await app.call(path, SESSION, 'Connect');
+    await waitFor('online again', async () => app.view('/idle').State === 'online', 15_000);
+    assert.equal((await whoamiMarked(lab.device.netns, lab.internet.ipv4, marker)).isp, 'isp1');
+    // StayConnected holds the uplink without traffic
+    await app.call(path, SESSION, 'Change', 'sv', ['StayConnected', new V('b', true)]);
+    await sleep(4000);
+    assert.equal(app.view('/idle').State, 'online');
+    assert.equal(await serviceState(), 'online');
+    // and without it the timeout applies again at once
+    await app.call(path, SESSION, 'Change', 'sv', ['StayConnected', new V('b', false)]);
+    await waitFor('idle again', async () => app.view('/idle').State === 'disconnected', 5000);
+    await app.call(path, SESSION, 'Destroy');
+  });
+
+  test('a session without IdleTimeout holds the uplink another session would let go', async () => {
+    const quick = await app.create('/quick', { AllowedInterface: new V('s', 'eth1'), IdleTimeout: new V('u', 1) });
+    const plain = await app.create('/plain', { AllowedInterface: new V('s', 'eth1') });
+    for (const p of [quick, plain]) await app.call(p, SESSION, 'Connect');
+    await waitFor('both online', async () => app.view('/quick').State === 'online' && app.view('/plain').State === 'online', 15_000);
+    await sleep(3000);
+    assert.equal(app.view('/quick').State, 'online');
+    // the holder leaves: now only the quick one asks, and it has been quiet for long enough
+    await app.call(plain, SESSION, 'Destroy');
+    await waitFor('quick idles', async () => app.view('/quick').State === 'disconnected', 5000);
+    await waitFor('eth1 offline', async () => (await serviceState()) === 'idle', 3000);
+    await app.call(quick, SESSION, 'Destroy');
+  });
+});
