@@ -95,8 +95,10 @@ export class SessionScheduler {
       const counters = await this.hooks.readCounters();
       const now = this.hooks.now();
       for (const [marker, packets] of counters) {
-        // counters start at 0 with the session: any growth since the last sample is traffic
-        if (packets > (this.seen.get(marker) ?? 0)) this.lastTraffic.set(marker, now);
+        // counters start at 0 with the session: any growth since the last sample is traffic;
+        // one that went down was created again (our table was replaced) and counts anew
+        const prev = this.seen.get(marker) ?? 0;
+        if (packets > prev || (packets < prev && packets > 0)) this.lastTraffic.set(marker, now);
         this.seen.set(marker, packets);
       }
       const v = idleSessions(this.hooks.host.state, this.hooks.engine(), this.lastTraffic, now);

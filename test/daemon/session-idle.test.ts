@@ -1,7 +1,8 @@
 // IdleTimeout and StayConnected for real: an uplink that is up only because a session asked
 // (AutoConnect off) stays up while the session's marked traffic flows (the per-session nft
 // counters say so), goes offline after IdleTimeout without traffic, and comes back on
-// Connect(); StayConnected holds it. A lab with two uplinks and netsessiond.
+// Connect(); StayConnected holds it; PeriodicConnect brings it up on the minute. A lab with
+// three uplinks and netsessiond.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -23,32 +24,37 @@ describe('session idle timeout', { skip }, () => {
   let lab: LabInfo;
   let app: App;
   let client: ConnmanClient;
-  let eth1: string;
-  const serviceState = async (): Promise<unknown> => {
+  let periodicAt = 0;
+  const serviceState = async (ifname = 'eth1'): Promise<unknown> => {
     const tb = new TestBus(lab.bus.address);
     try {
-      return (await tb.byIfname('eth1')).props.State;
+      return (await tb.byIfname(ifname)).props.State;
     } finally {
       tb.close();
     }
   };
 
   before(async () => {
-    lab = await labUp({ name: NAME, uplinks: 2, daemon: { logLevel: 'debug' } });
+    lab = await labUp({ name: NAME, uplinks: 3, daemon: { logLevel: 'debug' } });
     const tb = new TestBus(lab.bus.address);
-    await waitFor('two services online', async () => (await tb.services()).filter((s) => s.props.State === 'online').length === 2, 15_000);
-    eth1 = (await tb.byIfname('eth1')).id;
+    await waitFor('three services online', async () => (await tb.services()).filter((s) => s.props.State === 'online').length === 3, 15_000);
+    const ids = [(await tb.byIfname('eth1')).id, (await tb.byIfname('eth2')).id];
     tb.close();
     client = await ConnmanClient.connect(lab.bus.address);
-    // eth1 comes up only when a session asks for it (AutoConnect off keeps a connected
-    // service up, as in ConnMan: unplug it once)
-    await client.service(eth1).setAutoConnect(false);
-    await labLink(NAME, 'isp1', 'down');
-    await waitFor('eth1 down', async () => (await serviceState()) === 'idle', 5000);
-    await labLink(NAME, 'isp1', 'up');
+    // eth1 and eth2 come up only when a session asks (AutoConnect off keeps a connected
+    // service up, as in ConnMan: unplug them once)
+    for (const id of ids) await client.service(id).setAutoConnect(false);
+    for (const isp of ['isp1', 'isp2']) await labLink(NAME, isp, 'down');
+    await waitFor('eth1 and eth2 down', async () => (await serviceState('eth1')) === 'idle' && (await serviceState('eth2')) === 'idle', 5000);
+    for (const isp of ['isp1', 'isp2']) await labLink(NAME, isp, 'up');
     await sleep(1000);
     assert.equal(await serviceState(), 'idle', 'nothing brings it up by itself');
     app = new App(lab.bus.address);
+    // a session that never calls Connect(): only its periodic attempts bring eth2 up (checked last)
+    await app.create('/periodic', { AllowedInterface: new V('s', 'eth2'), PeriodicConnect: new V('u', 1), IdleTimeout: new V('u', 2) });
+    app.onUpdate = (notifier, u) => {
+      if (notifier === '/periodic' && u.State === 'online' && periodicAt === 0) periodicAt = Date.now();
+    };
   });
   after(async () => {
     app?.close();
@@ -105,5 +111,16 @@ describe('session idle timeout', { skip }, () => {
     await waitFor('quick idles', async () => app.view('/quick').State === 'disconnected', 5000);
     await waitFor('eth1 offline', async () => (await serviceState()) === 'idle', 3000);
     await app.call(quick, SESSION, 'Destroy');
+  });
+
+  test('PeriodicConnect: an attempt on the minute brings the uplink up for a session that never called Connect()', { timeout: 90_000 }, async () => {
+    await waitFor('a periodic attempt', async () => periodicAt > 0, 70_000, 50);
+    // attempts fall on clock multiples of the period: DHCP and the online check take a moment
+    const intoMinute = periodicAt % 60_000;
+    assert.ok(intoMinute < 10_000, `online ${intoMinute} ms after the minute`);
+    assert.equal(await serviceState('eth2'), 'online');
+    // nobody uses it: after IdleTimeout it goes again, until the next attempt
+    await waitFor('idle after the attempt', async () => app.view('/periodic').State === 'disconnected', 8000);
+    await waitFor('eth2 offline', async () => (await serviceState('eth2')) === 'idle', 3000);
   });
 });

@@ -11,14 +11,18 @@ export class App {
   readonly bus: MessageBus;
   readonly updates = new Map<string, Settings[]>();
   readonly released = new Set<string>();
+  /** called with every Update, as it arrives */
+  onUpdate: ((notifier: string, update: Settings) => void) | undefined;
   constructor(address: string) {
     this.bus = dbus.sessionBus({ busAddress: address });
     this.bus.addMethodHandler((m: dbus.Message) => {
       if (m.interface !== 'net.connman.Notification') return false;
       if (m.member === 'Update') {
         const list = this.updates.get(m.path) ?? [];
-        list.push(unwrap(m.body[0]) as Settings);
+        const u = unwrap(m.body[0]) as Settings;
+        list.push(u);
         this.updates.set(m.path, list);
+        this.onUpdate?.(m.path, u);
       } else if (m.member === 'Release') this.released.add(m.path);
       if (!(m.flags & 1)) this.bus.send(dbus.Message.newMethodReturn(m, '', []));
       return true;
