@@ -102,7 +102,7 @@ export function allocateMarker(used: ReadonlySet<number>, freedAt: ReadonlyMap<n
   return undefined;
 }
 
-// ---- nftables: marking by group, source NAT after re-routing, counters, emergency ----------
+// ---- nftables: marking by group and cgroup, source NAT after re-routing, counters, emergency
 
 /** The newest session of each key (the identity a policy matched on). */
 function newestBy<K>(sessions: SessionsState, key: (s: Session) => K | undefined): Map<K, Session> {
@@ -126,23 +126,71 @@ export interface SessionNftInput {
   uplinks: string[];
   /** each connected service's addresses by interface, for source NAT of re-routed traffic */
   sources: { ifname: string; ipv4?: string; ipv6?: string }[];
+  /**
+   * The cgroups of cgroup policies (cgroupPolicyPaths) that exist now, with their ids (the
+   * directory's inode). The shell looks: nft rejects a whole transaction that names a cgroup
+   * that does not exist. A rule stores the id, so the id is part of the rule (a comment):
+   * a cgroup removed and made again gets a new rule.
+   */
+  cgroups?: readonly { path: string; id: string }[];
+  /**
+   * The daemon's own cgroup: a cgroup policy that contains it marks nothing, since it would
+   * send the daemon's DHCP and online checks through the session's uplink.
+   */
+  ownCgroup?: string;
+}
+
+/** A cgroup path nft can take in a quoted string (systemd's unit names fit; escapes like `\x2d` do not); not the root. */
+const nftCgroupPath = (p: string): boolean => /^(\/[A-Za-z0-9_.@:+=,~-]+)+$/.test(p) && !p.split('/').some((x) => x === '.' || x === '..');
+
+const cgroupContains = (outer: string, inner: string): boolean => inner === outer || inner.startsWith(`${outer}/`);
+
+/**
+ * The cgroups whose traffic sessions claim: the cgroup of each cgroup policy that has a
+ * session, except the root (it holds everything, the daemon too) and names nft cannot take.
+ */
+export function cgroupPolicyPaths(sessions: SessionsState): string[] {
+  return [...newestBy(sessions, (s) => s.policy?.match.cgroup).keys()].filter(nftCgroupPath).sort();
 }
 
 /**
- * Our nft table for sessions. gid policies mark their processes' packets with the session's
- * marker in a `route` chain (the kernel routes the packet again), and since the source
- * address was chosen before, marked packets that leave an uplink with another address get
- * that uplink's address (SNAT). Sessions' traffic is counted per marker (IdleTimeout). While
- * an emergency session is connected, nothing but its marked traffic leaves through an uplink
- * (root's traffic excepted: the daemon's own DHCP and online checks, and the system's).
+ * Our nft table for sessions. gid and cgroup policies mark their processes' packets with the
+ * session's marker in a `route` chain (the kernel routes the packet again), and since the
+ * source address was chosen before, marked packets that leave an uplink with another address
+ * get that uplink's address (SNAT). Sessions' traffic is counted per marker (IdleTimeout).
+ * While an emergency session is connected, nothing but its marked traffic leaves through an
+ * uplink (root's traffic excepted: the daemon's own DHCP and online checks, and the system's).
+ *
+ * Who wins when a packet fits several policies follows matchPolicy (uid > gid > cgroup, the
+ * deepest cgroup first), because a packet is marked only while its mark is 0:
+ *  - a socket with SO_MARK (an application that uses its session) keeps its own marker;
+ *  - uid policies route by `uidrange` rules, which come after the marker rules in the rule
+ *    band: so the uids of uid policies are never marked here (set policy_uids);
+ *  - the gid rule comes before the cgroup rules, and deeper cgroups before their parents.
+ * Each cgroup policy's newest session marks the sockets whose cgroup is that cgroup or
+ * below it: `socket cgroupv2 level N "<path>"`, N being the depth of the path. One rule per
+ * cgroup (there are few; a map would need one per level and cannot be diffed, since nft
+ * shows its keys as ids).
  */
 export function sessionNft(sessions: SessionsState, input: SessionNftInput): NftTableModel | undefined {
   if (sessions.sessions.size === 0) return undefined;
+  const uids = [...newestBy(sessions, (s) => s.policy?.match.uid).keys()].sort((a, b) => a - b);
   const gids = newestBy(sessions, (s) => s.policy?.match.gid);
+  const cgroupSessions = newestBy(sessions, (s) => s.policy?.match.cgroup);
+  const own = input.ownCgroup;
+  const cgroups = (input.cgroups ?? [])
+    .filter((c) => cgroupSessions.has(c.path) && nftCgroupPath(c.path) && /^\d+$/.test(c.id) && !(own !== undefined && cgroupContains(c.path, own)))
+    .map((c) => ({ ...c, level: c.path.split('/').length - 1, marker: cgroupSessions.get(c.path)!.marker }))
+    .sort((a, b) => b.level - a.level || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   const markers = [...sessions.sessions.values()].map((s) => s.marker).sort((a, b) => a - b);
   const session = `meta mark & 0x${SESSION_BIT.toString(16)} == 0x${SESSION_BIT.toString(16)}`;
+  const unmarked = 'meta mark 0 meta skuid != @policy_uids';
   const output: string[] = [];
-  if (gids.size > 0) output.push('meta mark 0 meta mark set meta skgid map @gid_marker');
+  if (gids.size > 0) output.push(`${unmarked} meta mark set meta skgid map @gid_marker`);
+  for (const c of cgroups) {
+    // the path as nft takes it: relative to the cgroup2 root
+    output.push(`${unmarked} socket cgroupv2 level ${c.level} "${c.path.slice(1)}" meta mark set 0x${c.marker.toString(16)} comment "cgroup ${c.id}"`);
+  }
   // the connection remembers its session: counters and replies find it
   output.push(`${session} ct mark set meta mark`, 'meta mark @session_tx');
   const nat: string[] = [];
@@ -166,6 +214,7 @@ export function sessionNft(sessions: SessionsState, input: SessionNftInput): Nft
     sets: [
       { name: 'session_tx', type: { type: 'mark' }, counter: true, elements: markers },
       { name: 'session_rx', type: { type: 'mark' }, counter: true, elements: markers },
+      { name: 'policy_uids', type: { type: 'uid' }, elements: uids },
     ],
     maps: [{ name: 'gid_marker', type: { type: 'gid : mark' }, elements: [...gids].sort((a, b) => a[0] - b[0]).map(([g, s]) => [g, s.marker] as const) }],
     counters: [],

@@ -1,0 +1,116 @@
+// The session nft table for cgroup policies (pure): which cgroups get a rule, in which order,
+// and how they rank against gid and uid policies.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { DEFAULT_REQUEST } from '../../src/engine/sessions.ts';
+import { cgroupPolicyPaths, sessionNft, type SessionNftInput } from '../../src/engine/session-routing.ts';
+import type { PolicyGroup, Session, SessionsState } from '../../src/engine/session-types.ts';
+import { renderReplace, structureDigest } from '../../src/kernel/nft/render.ts';
+
+let n = 0;
+function session(match: PolicyGroup['match'] | undefined, marker: number, createdAt: number): Session {
+  n++;
+  return {
+    path: `/sessions/_1_${n}/s`,
+    owner: `:1.${n}`,
+    notifier: '/s',
+    identity: { uid: 1000, gids: [1000] },
+    request: DEFAULT_REQUEST,
+    policy: match ? { file: 'p.policy', name: `g${n}`, match } : undefined,
+    marker,
+    active: true,
+    detached: false,
+    idle: false,
+    woken: false,
+    demandSince: createdAt,
+    serviceId: undefined,
+    createdAt,
+  } as Session;
+}
+const state = (...ss: Session[]): SessionsState => ({ sessions: new Map(ss.map((s) => [s.path, s])), policies: [], nextMarker: 0 });
+const input = (extra: Partial<SessionNftInput> = {}): SessionNftInput => ({ family: 'inet', name: 'netsession', uplinks: ['eth0'], sources: [{ ifname: 'eth0', ipv4: '192.0.2.10' }], ...extra });
+const routeChain = (st: SessionsState, extra: Partial<SessionNftInput> = {}): readonly string[] => sessionNft(st, input(extra))!.chains.find((c) => c.name === 'session_route')!.rules;
+
+test('cgroupPolicyPaths: the cgroup of each cgroup policy with a session, not the root, only names nft can take', () => {
+  const st = state(
+    session({ cgroup: '/app.slice/b.service' }, 0x40000001, 1),
+    session({ cgroup: '/app.slice/b.service' }, 0x40000002, 2),
+    session({ cgroup: '/a' }, 0x40000003, 3),
+    session({ cgroup: '/' }, 0x40000004, 4),
+    session({ cgroup: '/we"ird' }, 0x40000005, 5),
+    session({ cgroup: '/dev-disk-by\\x2duuid' }, 0x40000006, 6),
+    session({ gid: 100 }, 0x40000007, 7),
+    session(undefined, 0x40000008, 8),
+  );
+  assert.deepEqual(cgroupPolicyPaths(st), ['/a', '/app.slice/b.service']);
+  assert.deepEqual(cgroupPolicyPaths(state()), []);
+});
+
+test('sessionNft: a rule per existing cgroup, level = depth, path relative to the cgroup2 root, the newest session\'s marker, the id in a comment', () => {
+  const st = state(session({ cgroup: '/app.slice/b.service' }, 0x40000001, 1), session({ cgroup: '/app.slice/b.service' }, 0x40000002, 2), session({ cgroup: '/gone' }, 0x40000003, 3));
+  // /gone does not exist (not in the list the shell found): no rule, or nft would fail the whole transaction
+  const rules = routeChain(st, { cgroups: [{ path: '/app.slice/b.service', id: '310' }] });
+  assert.deepEqual(
+    rules.filter((r) => r.includes('cgroupv2')),
+    ['meta mark 0 meta skuid != @policy_uids socket cgroupv2 level 2 "app.slice/b.service" meta mark set 0x40000002 comment "cgroup 310"'],
+  );
+  // marked traffic is still counted and its connection remembers the session
+  assert.ok(rules.indexOf(rules.find((r) => r.includes('cgroupv2'))!) < rules.indexOf('meta mark @session_tx'));
+  // and it is source-NATed like gid-marked traffic
+  const m = sessionNft(st, input({ cgroups: [{ path: '/app.slice/b.service', id: '310' }] }))!;
+  assert.match(renderReplace(m), /oifname "eth0" ip saddr != 192\.0\.2\.10 snat ip to 192\.0\.2\.10/);
+  // no cgroup exists (or the shell knows none): no cgroup rule at all
+  assert.equal(routeChain(st).some((r) => r.includes('cgroupv2')), false);
+  assert.equal(routeChain(st, { cgroups: [] }).some((r) => r.includes('cgroupv2')), false);
+});
+
+test('sessionNft: uid > gid > deepest cgroup, as matchPolicy ranks them: a packet is marked only while unmarked, and uid-policy users never', () => {
+  const st = state(
+    session({ cgroup: '/a' }, 0x40000001, 1),
+    session({ cgroup: '/a/b' }, 0x40000002, 2),
+    session({ cgroup: '/c' }, 0x40000003, 3),
+    session({ gid: 100 }, 0x40000004, 4),
+    session({ uid: 1001 }, 0x40000005, 5),
+  );
+  const m = sessionNft(st, input({ cgroups: [{ path: '/c', id: '40' }, { path: '/a', id: '20' }, { path: '/a/b', id: '30' }] }))!;
+  const rules = m.chains.find((c) => c.name === 'session_route')!.rules;
+  const marking = rules.filter((r) => r.includes('meta mark set') && !r.includes('ct mark'));
+  assert.deepEqual(marking, [
+    'meta mark 0 meta skuid != @policy_uids meta mark set meta skgid map @gid_marker',
+    'meta mark 0 meta skuid != @policy_uids socket cgroupv2 level 2 "a/b" meta mark set 0x40000002 comment "cgroup 30"',
+    'meta mark 0 meta skuid != @policy_uids socket cgroupv2 level 1 "a" meta mark set 0x40000001 comment "cgroup 20"',
+    'meta mark 0 meta skuid != @policy_uids socket cgroupv2 level 1 "c" meta mark set 0x40000003 comment "cgroup 40"',
+  ]);
+  // every marking rule comes before the connection takes the mark
+  assert.equal(rules.at(-2), 'meta mark & 0x40000000 == 0x40000000 ct mark set meta mark');
+  // uid policies route by uidrange rules (after the marker rules): their users are left unmarked
+  assert.deepEqual(m.sets.find((s) => s.name === 'policy_uids')?.elements, [1001]);
+  assert.match(renderReplace(m), /set policy_uids \{ type uid; \}/);
+});
+
+test('sessionNft: a cgroup that holds the daemon itself is not marked (its DHCP and online checks keep their ways)', () => {
+  const st = state(session({ cgroup: '/system.slice' }, 0x40000001, 1), session({ cgroup: '/app' }, 0x40000002, 2));
+  const cgroups = [{ path: '/system.slice', id: '5' }, { path: '/app', id: '6' }];
+  const rules = routeChain(st, { cgroups, ownCgroup: '/system.slice/netsessiond.service' }).filter((r) => r.includes('cgroupv2'));
+  assert.deepEqual(rules.map((r) => /level \d+ "([^"]+)"/.exec(r)?.[1]), ['app']);
+  assert.equal(routeChain(st, { cgroups, ownCgroup: '/system.slice' }).filter((r) => r.includes('cgroupv2')).length, 1);
+  // a sibling with a common prefix is not "inside"
+  assert.equal(routeChain(st, { cgroups, ownCgroup: '/system.slicer' }).filter((r) => r.includes('cgroupv2')).length, 2);
+});
+
+test('sessionNft: a cgroup made again (a new id) changes the structure, so the table is rebuilt with the new id; unsafe input never reaches nft', () => {
+  const st = state(session({ cgroup: '/app' }, 0x40000001, 1));
+  const a = sessionNft(st, input({ cgroups: [{ path: '/app', id: '6' }] }))!;
+  const b = sessionNft(st, input({ cgroups: [{ path: '/app', id: '7' }] }))!;
+  assert.notEqual(structureDigest(a), structureDigest(b));
+  // a path that no session's policy names, a bad id, a path nft cannot take: ignored
+  const odd = routeChain(state(session({ cgroup: '/x"y' }, 0x40000001, 1)), { cgroups: [{ path: '/other', id: '1' }, { path: '/x"y', id: '2' }] });
+  assert.equal(odd.some((r) => r.includes('cgroupv2')), false);
+  assert.equal(routeChain(st, { cgroups: [{ path: '/app', id: '6; drop' }] }).some((r) => r.includes('cgroupv2')), false);
+});
+
+test('sessionNft: without gid or cgroup sessions the route chain marks nothing; no sessions, no table', () => {
+  const st = state(session(undefined, 0x40000001, 1));
+  assert.deepEqual(routeChain(st), ['meta mark & 0x40000000 == 0x40000000 ct mark set meta mark', 'meta mark @session_tx']);
+  assert.equal(sessionNft(state(), input()), undefined);
+});
