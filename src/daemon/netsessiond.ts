@@ -9,7 +9,7 @@ import dbus, { type MessageBus } from 'dbus-next';
 import { ConnmanApi } from '../api/connman/connman-api.ts';
 import { type SessionController, SessionApi } from '../api/connman/session.ts';
 import { assignServices, sessionDemand } from '../engine/sessions.ts';
-import { cgroupPolicyPaths, sessionNft, sessionRules } from '../engine/session-routing.ts';
+import { cgroupPolicyPaths, sessionCounterCleanup, sessionNft, sessionRules } from '../engine/session-routing.ts';
 import { CgroupWatch } from './cgroup-watch.ts';
 import type { Identity, Session } from '../engine/session-types.ts';
 import { SessionHost } from './session-host.ts';
@@ -91,6 +91,10 @@ export class Netsessiond {
   private identities: CallerIdentities | undefined;
   private policyDir: PolicyDirectory | undefined;
   private readonly pendingRemoved: { session: Session; byDaemon: boolean }[] = [];
+  /** markers of ended sessions whose nft counters are still to be removed */
+  private endedMarkers: number[] = [];
+  /** for reading and pruning the session counters (the reconciler owns the table's shape) */
+  private readonly counterNft = new Nft();
   private readonly unpublished: { session: Session; byDaemon: boolean }[] = [];
   private sessionsTimer: NodeJS.Immediate | undefined;
   private readonly ipv6Profiles = new Map<number, 'auto' | 'manual' | 'off'>();
@@ -135,7 +139,7 @@ export class Netsessiond {
   /** Packets per SessionMarker, sent and received, from our nft table's counter sets. */
   private async readSessionCounters(): Promise<Map<number, number>> {
     const out = new Map<number, number>();
-    const t = await new Nft().observe(this.cfg.ownership.nftTable.family, this.cfg.ownership.nftTable.name);
+    const t = await this.counterNft.observe(this.cfg.ownership.nftTable.family, this.cfg.ownership.nftTable.name);
     for (const set of ['session_tx', 'session_rx']) {
       for (const el of t?.elements.get(set)?.values() ?? []) {
         if (typeof el.key === 'number' && el.counter) out.set(el.key, (out.get(el.key) ?? 0) + el.counter.packets);
@@ -375,6 +379,7 @@ export class Netsessiond {
       this.sessions.state = assignServices(this.sessions.state, this.state);
     }
     this.unpublished.push(...removed);
+    for (const r of removed) this.endedMarkers.push(r.session.marker);
     this.scheduler.arm();
     // applications hear of a change only once the kernel routes it: publish at the end of the reconcile
     if (this.stopping) this.sessionApi?.publish(this.unpublished.splice(0));
@@ -679,6 +684,7 @@ export class Netsessiond {
         if (!this.reconcileAgain) this.startDueChecks();
         // and sessions learn of changes only now that the kernel routes them
         if (!this.reconcileAgain) this.sessionApi?.publish(this.unpublished.splice(0));
+        if (!this.reconcileAgain) this.pruneCounters();
       } while (this.reconcileAgain && !this.stopping);
     } catch (e) {
       this.log.error(`reconcile failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
@@ -708,6 +714,14 @@ export class Netsessiond {
           return { ifname: s.ifname, ...(v4 ? { ipv4: v4 } : {}), ...(v6 ? { ipv6: v6 } : {}) };
         }),
     });
+  }
+
+  /** Ended sessions' counters go (off the path of any reply or Update); a missing table has none. */
+  private pruneCounters(): void {
+    const { family, name } = this.cfg.ownership.nftTable;
+    const script = sessionCounterCleanup(family, name, this.endedMarkers.splice(0));
+    if (!script || this.sessions.state.sessions.size === 0) return;
+    this.counterNft.apply(script).catch((e: unknown) => this.log.debug(`session counters not pruned: ${(e as Error).message}`));
   }
 
   private writeResolv(dns: { nameservers: string[]; search: string[] }): void {

@@ -182,7 +182,6 @@ export function sessionNft(sessions: SessionsState, input: SessionNftInput): Nft
     .filter((c) => cgroupSessions.has(c.path) && nftCgroupPath(c.path) && /^\d+$/.test(c.id) && !(own !== undefined && cgroupContains(c.path, own)))
     .map((c) => ({ ...c, level: c.path.split('/').length - 1, marker: cgroupSessions.get(c.path)!.marker }))
     .sort((a, b) => b.level - a.level || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  const markers = [...sessions.sessions.values()].map((s) => s.marker).sort((a, b) => a - b);
   const session = `meta mark & 0x${SESSION_BIT.toString(16)} == 0x${SESSION_BIT.toString(16)}`;
   const unmarked = 'meta mark 0 meta skuid != @policy_uids';
   const output: string[] = [];
@@ -192,7 +191,10 @@ export function sessionNft(sessions: SessionsState, input: SessionNftInput): Nft
     output.push(`${unmarked} socket cgroupv2 level ${c.level} "${c.path.slice(1)}" meta mark set 0x${c.marker.toString(16)} comment "cgroup ${c.id}"`);
   }
   // the connection remembers its session: counters and replies find it
-  output.push(`${session} ct mark set meta mark`, 'meta mark @session_tx');
+  // counters per marker in dynamic sets: the packet path adds a session's element, so a new
+  // session changes nothing here (no nft run before its first Update); the daemon removes the
+  // elements of ended sessions (sessionCounterCleanup)
+  output.push(`${session} ct mark set meta mark`, `${session} update @session_tx { meta mark counter }`);
   const nat: string[] = [];
   for (const s of input.sources) {
     if (!/^[A-Za-z0-9_.-]{1,15}$/.test(s.ifname)) continue;
@@ -201,23 +203,41 @@ export function sessionNft(sessions: SessionsState, input: SessionNftInput): Nft
   }
   const chains: NftTableModel['chains'][number][] = [
     { name: 'session_route', base: { type: 'route', hook: 'output', priority: 'mangle' }, rules: output },
-    { name: 'session_count_in', base: { type: 'filter', hook: 'input', priority: 'filter' }, rules: ['ct mark @session_rx'] },
+    { name: 'session_count_in', base: { type: 'filter', hook: 'input', priority: 'filter' }, rules: [`ct mark & 0x${SESSION_BIT.toString(16)} == 0x${SESSION_BIT.toString(16)} update @session_rx { ct mark counter }`] },
     { name: 'session_snat', base: { type: 'nat', hook: 'postrouting', priority: 'srcnat' }, rules: nat },
   ];
   if (input.emergencyMarker !== undefined) {
     const ifs = input.uplinks.filter((i) => /^[A-Za-z0-9_.-]{1,15}$/.test(i)).map((i) => `"${i}"`);
-    if (ifs.length > 0) chains.push({ name: 'emergency', base: { type: 'filter', hook: 'output', priority: 'filter' }, rules: [`oifname { ${ifs.join(', ')} } meta skuid != 0 meta mark != ${input.emergencyMarker} drop`] });
+    // root (the daemon's own DHCP and checks, the system) and the emergency session's own user
+    // (a uid policy routes it by uidrange, unmarked) still get out
+    const exempt = new Set([0]);
+    for (const s of sessions.sessions.values()) if (s.marker === input.emergencyMarker && s.policy?.match.uid !== undefined) exempt.add(s.policy.match.uid);
+    const users = [...exempt].sort((a, b) => a - b).join(', ');
+    if (ifs.length > 0) chains.push({ name: 'emergency', base: { type: 'filter', hook: 'output', priority: 'filter' }, rules: [`oifname { ${ifs.join(', ')} } meta skuid != { ${users} } meta mark != ${input.emergencyMarker} drop`] });
   }
   return {
     family: input.family,
     name: input.name,
     sets: [
-      { name: 'session_tx', type: { type: 'mark' }, counter: true, elements: markers },
-      { name: 'session_rx', type: { type: 'mark' }, counter: true, elements: markers },
+      { name: 'session_tx', type: { type: 'mark' }, flags: ['dynamic'], elements: [] },
+      { name: 'session_rx', type: { type: 'mark' }, flags: ['dynamic'], elements: [] },
       { name: 'policy_uids', type: { type: 'uid' }, elements: uids },
     ],
     maps: [{ name: 'gid_marker', type: { type: 'gid : mark' }, elements: [...gids].sort((a, b) => a[0] - b[0]).map(([g, s]) => [g, s.marker] as const) }],
     counters: [],
     chains,
   };
+}
+
+/**
+ * The nft script that removes ended sessions' counters (their markers are reused later). An
+ * element exists only once its session had traffic, and deleting a missing one fails the
+ * transaction: so each is added (a no-op when present) and deleted in the same transaction.
+ */
+export function sessionCounterCleanup(family: string, table: string, markers: readonly number[]): string | undefined {
+  if (markers.length === 0) return undefined;
+  const list = [...markers].sort((a, b) => a - b).map((m) => `0x${m.toString(16)}`).join(', ');
+  const lines: string[] = [];
+  for (const set of ['session_tx', 'session_rx']) lines.push(`add element ${family} ${table} ${set} { ${list} }`, `delete element ${family} ${table} ${set} { ${list} }`);
+  return `${lines.join('\n')}\n`;
 }

@@ -163,7 +163,7 @@ test('allow and deny lists decide which interfaces are managed', () => {
   assert.deepEqual([...st.services.keys()], [id(1)]);
 });
 
-test('session nft model: gid marking, SNAT for re-routed traffic, counters, emergency filter (rendered, not yet applied by the daemon)', async () => {
+test('session nft model: gid marking, SNAT for re-routed traffic, counters, emergency filter', async () => {
   const { sessionNft } = await import('../../src/engine/session-routing.ts');
   const { renderReplace } = await import('../../src/kernel/nft/render.ts');
   const session = { path: '/sessions/_1_1/a', owner: ':1.1', notifier: '/a', identity: { uid: 1000, gids: [1000] }, request: { allowedBearers: undefined, connectionType: 'any', allowedInterface: undefined, sourceIpRule: false, contextIdentifier: '', priority: false, avoidHandover: false, stayConnected: false, periodicConnect: 0, idleTimeout: 0, emergencyCall: false, roamingPolicy: 'default', extended: false }, policy: { file: 'x', name: 'g', match: { gid: 100 } }, marker: 0x40000001, active: true, serviceId: undefined, createdAt: 1 } as const;
@@ -174,5 +174,15 @@ test('session nft model: gid marking, SNAT for re-routed traffic, counters, emer
   assert.match(text, /meta skgid map @gid_marker/);
   assert.match(text, /add element inet netsession gid_marker \{ 100 : 1073741825 \}/);
   assert.match(text, /oifname "eth0" ip saddr != 192\.0\.2\.10 snat ip to 192\.0\.2\.10/);
-  assert.match(text, /oifname \{ "eth0", "eth1" \} meta skuid != 0 meta mark != 1073741825 drop/);
+  assert.match(text, /oifname \{ "eth0", "eth1" \} meta skuid != \{ 0 \} meta mark != 1073741825 drop/);
+  // counters: dynamic sets filled by the packet path, no element per session
+  assert.match(text, /update @session_tx \{ meta mark counter \}/);
+  assert.doesNotMatch(text, /add element inet netsession session_tx/);
+  // an emergency session of a uid policy: its user's (unmarked) traffic gets out too
+  const byUid = { ...session, policy: { file: 'x', name: 'u', match: { uid: 4321 } } };
+  const m2 = sessionNft({ ...st, sessions: new Map([[byUid.path, byUid]]) } as never, { family: 'inet', name: 'netsession', emergencyMarker: 0x40000001, uplinks: ['eth0'], sources: [] })!;
+  assert.match(renderReplace(m2), /meta skuid != \{ 0, 4321 \} meta mark != 1073741825 drop/);
+  const { sessionCounterCleanup } = await import('../../src/engine/session-routing.ts');
+  assert.equal(sessionCounterCleanup('inet', 'netsession', []), undefined);
+  assert.equal(sessionCounterCleanup('inet', 'netsession', [0x40000002, 0x40000001])?.split('\n')[0], 'add element inet netsession session_tx { 0x40000001, 0x40000002 }');
 });

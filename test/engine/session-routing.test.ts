@@ -55,7 +55,7 @@ test('sessionNft: a rule per existing cgroup, level = depth, path relative to th
     ['meta mark 0 meta skuid != @policy_uids socket cgroupv2 level 2 "app.slice/b.service" meta mark set 0x40000002 comment "cgroup 310"'],
   );
   // marked traffic is still counted and its connection remembers the session
-  assert.ok(rules.indexOf(rules.find((r) => r.includes('cgroupv2'))!) < rules.indexOf('meta mark @session_tx'));
+  assert.ok(rules.indexOf(rules.find((r) => r.includes('cgroupv2'))!) < rules.indexOf('meta mark & 0x40000000 == 0x40000000 update @session_tx { meta mark counter }'));
   // and it is source-NATed like gid-marked traffic
   const m = sessionNft(st, input({ cgroups: [{ path: '/app.slice/b.service', id: '310' }] }))!;
   assert.match(renderReplace(m), /oifname "eth0" ip saddr != 192\.0\.2\.10 snat ip to 192\.0\.2\.10/);
@@ -111,6 +111,6 @@ test('sessionNft: a cgroup made again (a new id) changes the structure, so the t
 
 test('sessionNft: without gid or cgroup sessions the route chain marks nothing; no sessions, no table', () => {
   const st = state(session(undefined, 0x40000001, 1));
-  assert.deepEqual(routeChain(st), ['meta mark & 0x40000000 == 0x40000000 ct mark set meta mark', 'meta mark @session_tx']);
+  assert.deepEqual(routeChain(st), ['meta mark & 0x40000000 == 0x40000000 ct mark set meta mark', 'meta mark & 0x40000000 == 0x40000000 update @session_tx { meta mark counter }']);
   assert.equal(sessionNft(state(), input()), undefined);
 });

@@ -36,7 +36,8 @@ export function planNft(family: string, name: string, desired: NftTableModel | u
     if (dels.length) lines.push(`delete element ${t} ${x.name} { ${dels.join(', ')} }`);
     if (adds.length) lines.push(`add element ${t} ${x.name} { ${adds.join(', ')} }`);
   };
-  for (const s of desired.sets) diff(s, false);
+  // a dynamic set's elements come from the packet path: not ours to add or remove here
+  for (const s of desired.sets) if (!s.flags?.includes('dynamic')) diff(s, false);
   for (const m of desired.maps) diff(m, true);
   return lines.length ? { kind: 'elements', script: `${lines.join('\n')}\n` } : { kind: 'none' };
 }
