@@ -5,7 +5,7 @@
 // Every socket is created inside the lab's device namespace (SessionOptions.netns): nothing
 // leaves the lab, and every answer must carry the lab server's `isp` field.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
@@ -500,10 +500,17 @@ describe('Session (client library) against netsessiond', { skip: rootSkip }, () 
     try {
       const [reason] = (await closed) as [string];
       assert.equal(reason, 'daemon-lost');
+      // killed: its session's rule and nft table stay until a daemon starts again...
+      assert.ok(execFileSync('ip', ['-n', lab.netns, 'rule'], { encoding: 'utf8' }).includes(`fwmark 0x${s.marker!.toString(16)} `));
     } finally {
       await labDaemon(lab.name, 'start');
     }
     await eventually('services online again', async () => (await lab.client.services().catch(() => [])).filter((x) => x.properties.State === 'online').length === 3, 20_000);
+    // ...which removes what no session of its own needs
+    await eventually('the dead session\'s rule gone', () => !execFileSync('ip', ['-n', lab.netns, 'rule'], { encoding: 'utf8' }).includes(`fwmark 0x${s.marker!.toString(16)} `), 3000);
+    if ((await listSessions({ bus: lab.bus })).length === 0) {
+      assert.notEqual(spawnSync('ip', ['netns', 'exec', lab.netns, 'nft', 'list', 'table', 'inet', 'netsession']).status, 0, 'no session: no nft table');
+    }
   });
   it('no session at all: a marker (of the ended last session, or unknown) still fails closed', async () => {
     for (const s of open) s.close();
