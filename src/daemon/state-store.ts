@@ -18,6 +18,8 @@ const ID = /^[A-Za-z0-9_]{1,128}$/;
 export class StateStore {
   private readonly servicesDir: string;
   private readonly written = new Map<string, string>();
+  /** files whose last write failed: said once, not on every change (a read-only or full disk) */
+  private readonly failing = new Set<string>();
 
   constructor(
     private readonly dir: string,
@@ -44,9 +46,13 @@ export class StateStore {
       }
       renameSync(tmp, file);
       this.written.set(file, content);
+      if (this.failing.delete(file)) this.log.info(`${file} saved again`);
       return true;
     } catch (e) {
-      this.log.error(`cannot save ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): keeping the previous version`);
+      const why = `cannot save ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): keeping the previous version`;
+      if (this.failing.has(file)) this.log.debug(why);
+      else this.log.error(why);
+      this.failing.add(file);
       try {
         rmSync(tmp, { force: true });
       } catch {
@@ -95,7 +101,9 @@ export class StateStore {
       if (!f.endsWith('.json')) continue;
       const id = f.slice(0, -5);
       if (!ID.test(id)) continue;
-      const s = validSettings(this.readJson(join(this.servicesDir, f)));
+      const j = this.readJson(join(this.servicesDir, f));
+      if (j === undefined) continue; // unreadable: said already
+      const s = validSettings(j);
       if (s) out.set(id, s);
       else this.log.warn(`ignoring ${f}: not valid service settings`);
     }

@@ -1,0 +1,62 @@
+// Persisted settings: atomic writes, a write that cannot happen (said once, the previous
+// version kept), files that are not valid (ignored, the others loaded).
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { defaultSettings } from '../../src/engine/engine.ts';
+import { createLogger } from '../../src/daemon/log.ts';
+import { StateStore } from '../../src/daemon/state-store.ts';
+
+function store(t: { after: (f: () => void) => void }): { dir: string; lines: string[]; make: () => StateStore } {
+  const dir = mkdtempSync(join(tmpdir(), 'nst-store-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const lines: string[] = [];
+  return { dir, lines, make: () => new StateStore(dir, createLogger('debug', 'test', (l) => lines.push(l))) };
+}
+
+test('settings survive a new store; no temporary file is left', (t) => {
+  const { dir, make } = store(t);
+  const a = make();
+  const s = { ...defaultSettings(65537), autoConnect: false, nameservers: ['192.0.2.53'] };
+  assert.equal(a.saveService('ethernet_020000000001_cable', s), true);
+  assert.equal(a.saveGlobal({ offlineMode: true, powered: { ethernet: false } }), true);
+  const b = make();
+  assert.deepEqual(b.loadServices().get('ethernet_020000000001_cable'), { ...s, immutable: false });
+  assert.deepEqual(b.loadGlobal(), { offlineMode: true, powered: { ethernet: false } });
+  assert.deepEqual(readdirSync(join(dir, 'services')), ['ethernet_020000000001_cable.json']);
+  assert.equal(a.saveService('../escape', s), false, 'ids are checked');
+});
+
+test('a write that fails keeps the previous version and is said once, and again when it works', (t) => {
+  const { dir, lines, make } = store(t);
+  const a = make();
+  const id = 'ethernet_020000000002_cable';
+  a.saveService(id, defaultSettings(65538));
+  const before = readFileSync(join(dir, 'services', `${id}.json`), 'utf8');
+  // the services directory is replaced by a file: every write fails (as on a read-only or full disk)
+  renameSync(join(dir, 'services'), join(dir, 'kept'));
+  writeFileSync(join(dir, 'services'), 'not a directory');
+  for (let i = 0; i < 5; i++) assert.equal(a.saveService(id, { ...defaultSettings(65538), order: i + 1 }), false);
+  assert.equal(lines.filter((l) => l.includes(' ERROR ') && l.includes('cannot save')).length, 1, lines.join(''));
+  rmSync(join(dir, 'services'));
+  renameSync(join(dir, 'kept'), join(dir, 'services'));
+  assert.equal(readFileSync(join(dir, 'services', `${id}.json`), 'utf8'), before, 'the previous version is intact');
+  assert.equal(a.saveService(id, { ...defaultSettings(65538), order: 9 }), true);
+  assert.ok(lines.some((l) => l.includes('saved again')));
+  assert.equal(make().loadServices().get(id)?.order, 9);
+});
+
+test('broken files are ignored with a warning, the others load', (t) => {
+  const { dir, lines, make } = store(t);
+  const a = make();
+  a.saveService('ethernet_020000000003_cable', defaultSettings(65539));
+  writeFileSync(join(dir, 'services', 'ethernet_020000000004_cable.json'), '{"autoConnect": tru');
+  writeFileSync(join(dir, 'services', 'ethernet_020000000005_cable.json'), JSON.stringify({ ...defaultSettings(65540), ipv4: { method: 'manual', address: '999.0.0.1' } }));
+  writeFileSync(join(dir, 'settings.json'), '[]');
+  const b = make();
+  assert.deepEqual([...b.loadServices().keys()], ['ethernet_020000000003_cable']);
+  assert.deepEqual(b.loadGlobal(), { offlineMode: false, powered: {} });
+  assert.equal(lines.filter((l) => l.includes(' WARN ')).length, 2, lines.join(''));
+});
