@@ -1,0 +1,907 @@
+// Benchmark of sessions (Manager.CreateSession, net.connman.Notification.Update, session
+// routing), side by side with ConnMan 1.41, measured in the same run on the same machine, one
+// daemon at a time, each in fresh labs built by labUp() (3 uplinks; ConnMan is started in
+// them by peers/connman.ts). The client is the same for both daemons (lib/session-client.ts:
+// dbus-next MessageBus connections that serve the notifier objects).
+//
+// Lab A (per daemon):
+//   0. Manager.GetProperties round trips, timed the same way: the floor of bus + client
+//   1. CreateSession → its reply, and → the first Update on the notifier: p50/p99 over
+//      BENCH_CREATE_ROUNDS sequential sessions (settings {}, one connection, after 5 warm-up
+//      sessions that are not counted)
+//   2. BENCH_CONCURRENT connections (opened first, not timed) each send one CreateSession at
+//      the same moment: time until all replies, and all first Updates, arrived
+//   3. BENCH_SESSIONS_HELD sessions held (AllowedInterface = uplink T, BENCH_SESSIONS_PER_CONN
+//      per connection, BENCH_SESSIONS_WINDOW creations in flight): daemon RSS before and with them
+//   4. uplink T loses carrier (its ISP-side veth set down, our netlink request = t0): time
+//      until every held session got the Update that takes its State out of connected/online;
+//      carrier back: until every one is connected again (includes DHCP)
+//   5. is a later link change still seen (T down again: the service's State and the sessions)?
+//      ConnMan 1.41 is known to go blind here: its rtnetlink socket overflows when 1,000
+//      sessions get their routes back at once, and it stops reading it for good
+// Lab B (per daemon, a fresh one):
+//   6. a burst: BENCH_SESSIONS_HELD CreateSession written at once (over connections as in 3.);
+//      time until all first Updates; then: is a link change still seen?
+// Lab C (per daemon):
+//   7. TCP connections per second through a session's uplink M (another uplink than T):
+//      sockets made in the device namespace with SO_MARK = the session's mark, connected to
+//      the lab's internet address (198.18.0.1) port 9, where lib/tcp-sink.ts listens in M's
+//      ISP namespace, and reset at once; BENCH_TCP_RUNS runs of BENCH_TCP_SECONDS s with
+//      BENCH_TCP_CONCURRENCY loops (after a 1 s warm-up), median; with 1 session
+//   8. BENCH_SESSIONS_MANY sessions held (AllowedInterface = T, BENCH_MANY_WINDOW in flight,
+//      capped at BENCH_SESSIONS_CAP_S): how many were created, how fast, daemon RSS
+//   9. TCP rate again, through a session created after them (netsessiond: in the last block
+//      of marker rules, the worst case for a rule lookup); uplink T down → all notified
+// The session's mark: netsessiond reports SessionMarker (the session sets AvoidHandover: false
+// to get it); ConnMan 1.41 reports none, but with SourceIPRule it installs
+// `ip rule fwmark M lookup M` for the session (M = its table = its mark), which this bench
+// reads from the device namespace. Each marked session's route is checked once (GET /whoami
+// through a socket with its mark must come out of uplink M).
+//
+//   node --import tsx bench/sessions.ts          (npm run bench:sessions)
+//   env: BENCH_DAEMONS=netsession,connman  BENCH_CREATE_ROUNDS=200  BENCH_CONCURRENT=100
+//        BENCH_SESSIONS_HELD=1000  BENCH_SESSIONS_MANY=10000  BENCH_SESSIONS_PER_CONN=100
+//        BENCH_SESSIONS_WINDOW=10  BENCH_MANY_WINDOW=100  BENCH_SESSIONS_CAP_S=240
+//        BENCH_TCP_SECONDS=3  BENCH_TCP_RUNS=5  BENCH_TCP_CONCURRENCY=16
+//        BENCH_LABS=a,b,c (which labs; BENCH_SKIP_MANY=1 = a,b)
+//        BENCH_PROFILE=1 (netsessiond under a CPU profiler, lib/cpu-profile.mjs, and a heap snapshot
+//        with the many sessions held; kept with the logs: open them in Chrome DevTools; the
+//        profiler's own CPU use slows the daemon and the settle waits: figures are not comparable)
+//        BENCH_LOG_LEVEL=debug (netsessiond's log level; default info)
+// Prints a table (figures and ratios ours / ConnMan) and one JSON line. Asserts nothing.
+import { copyFileSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { cpus, release } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { connectMarked, fetchVia } from '../src/client/session/net.ts';
+import { labDaemon, labDown, type LabUpResult, labUp, loadLab } from '../src/lab/lab.ts';
+import { type LabDaemonSpec, startLabDaemon, stopLabDaemon } from '../src/lab/lab-daemon.ts';
+import { isRunning, run, tail } from '../src/lab/processes.ts';
+import { labDir } from '../src/lab/topology.ts';
+import { IspLinks } from './lib/isp-links.ts';
+import { ServiceWatch } from './lib/service-watch.ts';
+import { type BenchConn, type BenchSession, SessionHub, type Settings, settings, type UpdateListener } from './lib/session-client.ts';
+import { cpuSeconds, pct, rssKiB } from './lib/stats.ts';
+import { type TcpRateResult, tcpRate } from './lib/tcp-rate.ts';
+import { openTcpSink, type TcpSink } from './lib/tcp-sink.ts';
+import { startConnman, stopConnmanOfLab } from './peers/connman.ts';
+
+type Kind = 'netsession' | 'connman';
+const KINDS = (process.env.BENCH_DAEMONS ?? 'netsession,connman').split(',').map((k): Kind => {
+  if (k !== 'netsession' && k !== 'connman') throw new Error(`BENCH_DAEMONS: unknown daemon ${k}`);
+  return k;
+});
+const intEnv = (name: string, dflt: number, min: number, max: number): number => {
+  const v = Number(process.env[name] ?? dflt);
+  if (!Number.isInteger(v) || v < min || v > max) throw new Error(`${name} must be an integer ${min}..${max}`);
+  return v;
+};
+const ROUNDS = intEnv('BENCH_CREATE_ROUNDS', 200, 1, 10_000);
+const WARMUP = 5;
+const CONCURRENT = intEnv('BENCH_CONCURRENT', 100, 1, 1000);
+const HELD = intEnv('BENCH_SESSIONS_HELD', 1000, 1, 40_000);
+const MANY = intEnv('BENCH_SESSIONS_MANY', 10_000, 1, 40_000);
+const PER_CONN = intEnv('BENCH_SESSIONS_PER_CONN', 100, 1, 40_000);
+const WINDOW = intEnv('BENCH_SESSIONS_WINDOW', 10, 1, 40_000);
+const MANY_WINDOW = intEnv('BENCH_MANY_WINDOW', 100, 1, 40_000);
+const CAP_S = intEnv('BENCH_SESSIONS_CAP_S', 240, 5, 3600);
+const TCP_SECONDS = intEnv('BENCH_TCP_SECONDS', 3, 1, 60);
+const TCP_RUNS = intEnv('BENCH_TCP_RUNS', 5, 1, 20);
+const TCP_CONCURRENCY = intEnv('BENCH_TCP_CONCURRENCY', 16, 1, 1024);
+const LABS = new Set((process.env.BENCH_LABS ?? (process.env.BENCH_SKIP_MANY === '1' ? 'a,b' : 'a,b,c')).split(','));
+for (const l of LABS) if (!['a', 'b', 'c'].includes(l)) throw new Error(`BENCH_LABS: unknown lab ${l} (a, b, c)`);
+const PROFILE = process.env.BENCH_PROFILE === '1';
+const LOG_LEVEL = (process.env.BENCH_LOG_LEVEL ?? 'info') as NonNullable<LabDaemonSpec['logLevel']>;
+if (!['error', 'warn', 'info', 'debug'].includes(LOG_LEVEL)) throw new Error('BENCH_LOG_LEVEL must be error, warn, info or debug');
+/** pause between the sequential CreateSession rounds */
+const GAP_MS = 10;
+/** how long a link change may take to be seen before it counts as not seen */
+const SEEN_MS = 5000;
+const SERVICE_UP = new Set(['ready', 'online']);
+const SESSION_UP = new Set(['connected', 'online']);
+const LAB_A = 'bsess';
+const LAB_B = 'bsessbst';
+const LAB_C = 'bsessmny';
+const UPLINKS = 3;
+/** the TCP sink's port on the internet address (the lab's own servers use 80 and 7) */
+const SINK_PORT = 9;
+/** daemon logs of this run (and profiles), kept after the labs are gone */
+const OUT_DIR = `/tmp/netsession-bench/sessions-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+
+// ---------------------------------------------------------------------------------------
+// one daemon in one lab, and the cleanup that must also run on failure and on Ctrl-C
+
+interface Running {
+  kind: Kind;
+  lab: LabUpResult;
+  pid: number;
+  log: string;
+  stop(): Promise<void>;
+}
+
+interface Active {
+  name: string;
+  /** names the kept daemon log */
+  label: string;
+  running?: Running;
+  watch?: ServiceWatch;
+  links?: IspLinks;
+  hub?: SessionHub;
+  sink?: TcpSink;
+}
+
+let active: Active | undefined;
+/** a lab or daemon being started: an interruption waits for it, or what it builds would leak */
+let starting: Promise<unknown> | undefined;
+let inFlight: Promise<void> | undefined;
+let interrupted = false;
+
+/** Stops the daemon of the current lab and removes the lab; safe to call twice at once. */
+function teardown(): Promise<void> {
+  if (inFlight) return inFlight;
+  const a = active;
+  active = undefined;
+  if (!a) return Promise.resolve();
+  inFlight = (async () => {
+    a.hub?.closeAll();
+    a.sink?.close();
+    a.watch?.close();
+    a.links?.close();
+    try {
+      await a.running?.stop();
+    } catch (err) {
+      process.stderr.write(`bench: stopping ${a.running?.kind}: ${String(err)}\n`);
+    }
+    // the lab dir goes with the lab: keep the daemon's log (and profiles) for the report
+    if (a.running !== undefined) {
+      try {
+        mkdirSync(OUT_DIR, { recursive: true });
+        copyFileSync(a.running.log, `${OUT_DIR}/${a.running.kind}-${a.label}.log`);
+        const dir = profDir(a.running.lab);
+        for (const f of readdirSync(dir)) copyFileSync(`${dir}/${f}`, `${OUT_DIR}/${a.running.kind}-${a.label}-${f}`);
+      } catch {
+        // no log or no profile to keep
+      }
+    }
+    // a connmand whose handle was lost (interrupted between its start and our bookkeeping)
+    await stopConnmanOfLab(labDir(a.name)).catch(() => {});
+    await labDown(a.name);
+  })().finally(() => {
+    inFlight = undefined;
+  });
+  return inFlight;
+}
+
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    interrupted = true;
+    process.stderr.write(`bench: ${sig}, cleaning up\n`);
+    void Promise.resolve(starting)
+      .catch(() => {})
+      .then(teardown)
+      .finally(() => process.exit(130));
+  });
+}
+
+function track<T>(p: Promise<T>): Promise<T> {
+  starting = p;
+  return p.finally(() => {
+    if (starting === p) starting = undefined;
+  });
+}
+
+const CPU_PROFILE_PRELOAD = fileURLToPath(new URL('./lib/cpu-profile.mjs', import.meta.url));
+/** where a profiled daemon writes its CPU profile and heap snapshots (kept by teardown) */
+const profDir = (lab: LabUpResult): string => `${lab.dir}/prof`;
+
+/** A heap snapshot of a daemon started with --heapsnapshot-signal=SIGUSR2: waits until it is written. */
+async function heapSnapshot(r: Running): Promise<void> {
+  const dir = profDir(r.lab);
+  mkdirSync(dir, { recursive: true });
+  const before = new Set(readdirSync(dir));
+  process.kill(r.pid, 'SIGUSR2');
+  const end = performance.now() + 120_000;
+  let size = -1;
+  while (performance.now() < end) {
+    await sleep(1000);
+    const f = readdirSync(dir).find((x) => x.endsWith('.heapsnapshot') && !before.has(x));
+    if (f === undefined) continue;
+    const now = statSync(`${dir}/${f}`).size;
+    if (now === size && now > 0) return;
+    size = now;
+  }
+  process.stderr.write(`bench: ${r.kind}: no heap snapshot within 120 s\n`);
+}
+
+/**
+ * netsessiond in the lab; with BENCH_PROFILE=1 under a CPU profiler (a preload: the lab's
+ * own starter drops NODE_OPTIONS, and --cpu-prof is not allowed there anyway).
+ */
+async function startNetsession(name: string, lab: LabUpResult): Promise<{ pid: number; log: string }> {
+  const spec: LabDaemonSpec = { logLevel: LOG_LEVEL };
+  if (!PROFILE) {
+    const info = await labDaemon(name, 'start', spec);
+    if (info === undefined) throw new Error('lab daemon start returned nothing');
+    return info;
+  }
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    // and a heap snapshot on SIGUSR2 (lab C, with the many sessions held)
+    NODE_OPTIONS: `--import ${CPU_PROFILE_PRELOAD} --heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${profDir(lab)}`,
+    BENCH_CPU_PROFILE_DIR: profDir(lab),
+    BENCH_CPU_PROFILE_NAME: 'netsessiond',
+  };
+  delete env.NODE_TEST_CONTEXT;
+  return startLabDaemon(loadLab(name), spec, env);
+}
+
+async function start(kind: Kind, name: string, label: string): Promise<{ r: Running; a: Active }> {
+  if (interrupted) throw new Error('interrupted');
+  // registered before the lab exists: an interruption during labUp still removes it
+  const a: Active = { name, label };
+  active = a;
+  const lab = await track(labUp({ name, uplinks: UPLINKS }));
+  let r: Running;
+  if (kind === 'netsession') {
+    const info = await track(startNetsession(name, lab));
+    r = { kind, lab, pid: info.pid, log: info.log, stop: async () => void (await stopLabDaemon(loadLab(name))) };
+  } else {
+    const cm = await track(startConnman(lab));
+    r = { kind, lab, pid: cm.pid, log: cm.log, stop: cm.stop };
+  }
+  a.running = r;
+  a.watch = await ServiceWatch.open(lab.bus.address);
+  a.links = await IspLinks.open(lab);
+  a.hub = new SessionHub(lab.bus.address);
+  const ifs = lab.uplinks.map((u) => u.ifname);
+  const w = a.watch;
+  await w.until(`${kind}: ${UPLINKS} services connected`, () => ifs.every((i) => SERVICE_UP.has(w.stateOfIf(i) ?? '')), 60_000);
+  await w.quiet(1000, 10_000);
+  await settle(r.pid, 15_000);
+  return { r, a };
+}
+
+function checkAlive(r: Running): void {
+  if (!isRunning(r.pid)) throw new Error(`${r.kind} (pid ${r.pid}) died; ${r.log}:\n${tail(r.log, 15)}`);
+}
+
+/** CPU time per 300 ms that counts as idle (a profiled daemon samples itself all the time) */
+const SETTLE_CPU_S = PROFILE ? 0.06 : 0.015;
+
+/** Waits until the daemon uses no CPU for a while (at most maxMs): its work of the last step is done. */
+async function settle(pid: number, maxMs: number, quietMs = 300): Promise<void> {
+  const end = performance.now() + maxMs;
+  let last = cpuSeconds(pid);
+  while (performance.now() < end) {
+    await sleep(quietMs);
+    const now = cpuSeconds(pid);
+    if (now === undefined || last === undefined || now - last < SETTLE_CPU_S) return;
+    last = now;
+  }
+}
+
+/** The uplinks the bench uses: T is toggled (an urgent one), M carries the TCP session. */
+function roles(links: IspLinks): { t: number; m: number } {
+  const urgent = links.urgent();
+  const t = urgent[0] ?? 0;
+  const m = [...Array(UPLINKS).keys()].find((i) => i !== t) ?? 0;
+  return { t, m };
+}
+
+const ms = (from: number, to: number | undefined): number | undefined => (to === undefined ? undefined : to - from);
+
+// ---------------------------------------------------------------------------------------
+// building blocks
+
+interface CreateBatch {
+  n: number;
+  sent: number;
+  replies: number;
+  firstUpdates: number;
+  errors: Record<string, number>;
+  /** t0 of the first call → the last reply / the last first Update */
+  allReplyMs: number | undefined;
+  allFirstMs: number | undefined;
+  /** per session: t0 → first Update */
+  firstP50Ms: number | undefined;
+  firstP99Ms: number | undefined;
+  /** the cap was reached before every session was created */
+  capped: boolean;
+  sessions: BenchSession[];
+}
+
+function summarize(sessions: BenchSession[], n: number, t0: number, capped: boolean): CreateBatch {
+  const errors: Record<string, number> = {};
+  let lastReply: number | undefined;
+  let lastFirst: number | undefined;
+  const firsts: number[] = [];
+  let replies = 0;
+  for (const s of sessions) {
+    if (s.error !== undefined) errors[s.error] = (errors[s.error] ?? 0) + 1;
+    if (s.tReply !== undefined) {
+      if (s.error === undefined) replies++;
+      if (lastReply === undefined || s.tReply > lastReply) lastReply = s.tReply;
+    }
+    if (s.tFirst !== undefined) {
+      firsts.push(s.tFirst - s.t0);
+      if (lastFirst === undefined || s.tFirst > lastFirst) lastFirst = s.tFirst;
+    }
+  }
+  const all = sessions.length === n;
+  return {
+    n,
+    sent: sessions.length,
+    replies,
+    firstUpdates: firsts.length,
+    errors,
+    allReplyMs: all && replies === n ? ms(t0, lastReply) : undefined,
+    allFirstMs: all && firsts.length === n ? ms(t0, lastFirst) : undefined,
+    firstP50Ms: firsts.length > 0 ? pct(firsts, 50) : undefined,
+    firstP99Ms: firsts.length > 0 ? pct(firsts, 99) : undefined,
+    capped,
+    sessions,
+  };
+}
+
+/**
+ * n sessions over the given connections (round robin), `window` creations in flight (a
+ * creation is in flight until its first Update or its error), at most capMs.
+ */
+async function createMany(hub: SessionHub, conns: BenchConn[], n: number, make: (i: number) => { settings: Settings; notifier: string }, window: number, capMs: number): Promise<CreateBatch> {
+  const sessions: BenchSession[] = [];
+  const t0 = performance.now();
+  const deadline = t0 + capMs;
+  let next = 0;
+  let done = 0;
+  const send = (): void => {
+    const i = next++;
+    const c = conns[i % conns.length] as BenchConn;
+    const m = make(i);
+    sessions.push(c.create(m.settings, m.notifier));
+  };
+  hub.onDone = () => {
+    done++;
+    if (next < n && performance.now() < deadline) send();
+  };
+  try {
+    while (next < Math.min(window, n)) send();
+    // the cap stops new calls; what is in flight then gets some more time
+    await hub.until(() => done >= n || (performance.now() >= deadline && done >= next), capMs);
+    if (done < next) await hub.until(() => done >= next, 30_000);
+  } finally {
+    hub.onDone = undefined;
+  }
+  return summarize(sessions, n, t0, next < n);
+}
+
+/** All at once: every call is written before any answer is read. */
+async function burst(hub: SessionHub, conns: BenchConn[], n: number, make: (i: number) => { settings: Settings; notifier: string }, capMs: number): Promise<CreateBatch> {
+  const sessions: BenchSession[] = [];
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    const m = make(i);
+    sessions.push((conns[i % conns.length] as BenchConn).create(m.settings, m.notifier));
+  }
+  await hub.until(() => sessions.every((s) => s.done), capMs);
+  return summarize(sessions, n, t0, false);
+}
+
+interface Notified {
+  of: number;
+  /** sessions that got the Update */
+  notified: number;
+  /** t0 → the last of them (when all got it) */
+  allMs: number | undefined;
+  p50Ms: number | undefined;
+}
+
+/**
+ * Sets uplink i's carrier and measures until every session got an Update whose State is
+ * (up) or is not (down) connected/online. t0 is our netlink request.
+ */
+async function carrier(a: Active, i: number, up: boolean, sessions: BenchSession[], capMs: number): Promise<Notified & { t0: number; told: BenchSession[] }> {
+  const hub = a.hub as SessionHub;
+  const tracked = new Set(sessions);
+  const at = new Map<BenchSession, number>();
+  const l: UpdateListener = (s, e) => {
+    if (!tracked.has(s) || at.has(s)) return;
+    const st = e.changed.State;
+    if (typeof st === 'string' && SESSION_UP.has(st) === up) at.set(s, e.t);
+  };
+  hub.listeners.add(l);
+  try {
+    const t0 = await (a.links as IspLinks).set(i, up);
+    await hub.until(() => at.size === tracked.size, capMs);
+    const times = [...at.values()].map((t) => t - t0);
+    return {
+      t0,
+      told: [...at.keys()],
+      of: tracked.size,
+      notified: at.size,
+      allMs: at.size === tracked.size && times.length > 0 ? Math.max(...times) : undefined,
+      p50Ms: times.length > 0 ? pct(times, 50) : undefined,
+    };
+  } finally {
+    hub.listeners.delete(l);
+  }
+}
+
+const plainNotified = (n: Notified): Notified => ({ of: n.of, notified: n.notified, allMs: n.allMs, p50Ms: n.p50Ms });
+
+interface LinkCheck {
+  /** the service of the uplink left ready/online within SEEN_MS */
+  serviceSeen: boolean;
+  serviceMs: number | undefined;
+  /** sessions on it that were told within SEEN_MS */
+  sessions: Notified;
+  /** all connected again afterwards */
+  backUp: boolean;
+}
+
+/** Is a carrier loss still seen (by the service and the sessions on it)? Then the carrier comes back. */
+async function linkCheck(r: Running, a: Active, i: number, sessions: BenchSession[]): Promise<LinkCheck> {
+  const w = a.watch as ServiceWatch;
+  const ifname = r.lab.uplinks[i]?.ifname as string;
+  const path = w.pathOf(ifname);
+  const from = w.events.length;
+  const down = await carrier(a, i, false, sessions, SEEN_MS);
+  const ev = path === undefined ? undefined : await w.next(from, path, (e) => !SERVICE_UP.has(e.state), Math.max(0, down.t0 + SEEN_MS - performance.now()));
+  await sleep(500);
+  // only the sessions that were told of the loss can be told of the way back
+  const back = await carrier(a, i, true, down.told, 60_000);
+  let backUp = back.notified === back.of;
+  try {
+    await w.until(`${ifname} connected again`, () => SERVICE_UP.has(w.stateOfIf(ifname) ?? ''), 60_000);
+  } catch {
+    backUp = false;
+  }
+  await w.quiet(500, 10_000);
+  await settle(r.pid, 20_000);
+  return { serviceSeen: ev !== undefined, serviceMs: ev === undefined ? undefined : ev.t - down.t0, sessions: plainNotified(down), backUp };
+}
+
+/** The mark a socket must carry to use session s: SessionMarker, or the fwmark rule ConnMan added for it. */
+async function markOf(r: Running, s: BenchSession, known: Set<number>): Promise<number> {
+  if (s.marker !== undefined) return s.marker;
+  const end = performance.now() + 3000;
+  while (performance.now() < end) {
+    for (const m of await fwmarkRules(r.lab.device.netns)) if (!known.has(m)) return m;
+    await sleep(50);
+  }
+  throw new Error(`${r.kind}: no mark found for session ${s.path} (no SessionMarker, no new fwmark rule)`);
+}
+
+/** ConnMan's session rules: `fwmark M lookup M` (a session's mark is its table). */
+async function fwmarkRules(netns: string): Promise<Set<number>> {
+  const out = new Set<number>();
+  const res = await run('ip', ['-n', netns, '-j', '-4', 'rule', 'show'], { check: false });
+  const rules: unknown = JSON.parse(res.stdout || '[]');
+  if (!Array.isArray(rules)) return out;
+  for (const x of rules as { fwmark?: string; fwmask?: string; table?: string }[]) {
+    if (x.fwmark !== undefined && x.fwmask === undefined && x.table !== undefined && Number(x.fwmark) === Number(x.table)) out.add(Number(x.fwmark));
+  }
+  return out;
+}
+
+/** A session on uplink m whose traffic can be marked: ConnMan needs SourceIPRule for a rule; netsessiond reports its marker to extended sessions. */
+function markedSettings(kind: Kind, ifname: string): Settings {
+  return kind === 'netsession' ? settings({ AllowedInterface: ifname, SourceIPRule: true, AvoidHandover: false }) : settings({ AllowedInterface: ifname, SourceIPRule: true });
+}
+
+interface TcpFigure {
+  mark: number;
+  /** the ISP /whoami saw a marked connection come from */
+  via: string | undefined;
+  runs: TcpRateResult[];
+  /** CPU the daemon used during each run (s): on 2 cores it is taken from the client and the kernel */
+  daemonCpuS: (number | undefined)[];
+  /** median connections per second over the runs */
+  perSecond: number | undefined;
+}
+
+async function tcpThrough(r: Running, sink: TcpSink, mark: number, expectIsp: string, runs = TCP_RUNS): Promise<TcpFigure> {
+  const lab = r.lab;
+  const plan = { mark, netns: lab.device.netns };
+  let via: string | undefined;
+  try {
+    const res = await fetchVia((t) => connectMarked(plan, { ...t, timeoutMs: 3000 }), `http://${lab.internet.ipv4}/whoami`, { timeoutMs: 5000 });
+    via = ((await res.json()) as { isp?: string }).isp;
+  } catch (err) {
+    via = `error: ${err instanceof Error ? err.message : String(err)}`;
+  }
+  if (via !== expectIsp) throw new Error(`${r.kind}: a socket with mark ${mark} went out through ${via}, not ${expectIsp}`);
+  const o = { netns: lab.device.netns, mark, host: lab.internet.ipv4, port: sink.port, concurrency: TCP_CONCURRENCY };
+  // warm-up: neighbours, caches, the JIT of both ends
+  await tcpRate({ ...o, seconds: 1 });
+  const out: TcpRateResult[] = [];
+  const daemonCpuS: (number | undefined)[] = [];
+  for (let k = 0; k < runs; k++) {
+    await settle(r.pid, 5000);
+    const c0 = cpuSeconds(r.pid);
+    out.push(await tcpRate({ ...o, seconds: TCP_SECONDS }));
+    const c1 = cpuSeconds(r.pid);
+    daemonCpuS.push(c0 === undefined || c1 === undefined ? undefined : c1 - c0);
+  }
+  const ok = out.filter((x) => x.connections > 0).map((x) => x.perSecond);
+  return { mark, via, runs: out, daemonCpuS, perSecond: ok.length > 0 ? pct(ok, 50) : undefined };
+}
+
+// ---------------------------------------------------------------------------------------
+// lab A: latency, concurrency, held sessions, uplink down and back
+
+interface AResult {
+  toggled: string;
+  rssIdleKiB: number | undefined;
+  /** Manager.GetProperties round trips: bus + client + the least a daemon does */
+  getPropertiesMs: number[];
+  replyMs: number[];
+  firstMs: number[];
+  latencyErrors: Record<string, number>;
+  /** first Update that said: State */
+  firstState: Record<string, number>;
+  concurrent?: Omit<CreateBatch, 'sessions'>;
+  held?: Omit<CreateBatch, 'sessions'> & { rssBeforeKiB: number | undefined; rssWithKiB: number | undefined; onUplink: number };
+  down?: Notified;
+  back?: Notified;
+  seenAfterBack?: LinkCheck;
+  cpuS?: number;
+}
+
+const strip = (b: CreateBatch): Omit<CreateBatch, 'sessions'> => {
+  const { sessions: _s, ...rest } = b;
+  return rest;
+};
+
+async function scenarioA(kind: Kind, res: AResult): Promise<void> {
+  const { r, a } = await start(kind, LAB_A, 'a');
+  const hub = a.hub as SessionHub;
+  const { t } = roles(a.links as IspLinks);
+  const T = r.lab.uplinks[t]?.ifname as string;
+  res.toggled = T;
+  res.rssIdleKiB = rssKiB(r.pid);
+
+  // 0. the floor: a call that does nothing, through the same bus and client
+  const c = await hub.connect();
+  for (let i = 0; i < WARMUP + ROUNDS; i++) {
+    const rt = await c.roundTrip('/', 'net.connman.Manager', 'GetProperties');
+    if (i >= WARMUP) res.getPropertiesMs.push(rt);
+    await sleep(1);
+  }
+
+  // 1. sequential CreateSession
+  process.stderr.write(`bench: ${kind}: ${ROUNDS} sequential CreateSession\n`);
+  for (let i = 0; i < WARMUP + ROUNDS; i++) {
+    const s = c.create(settings({}), `/bench/seq/s${i}`);
+    await hub.until(() => s.done && s.tReply !== undefined, 10_000);
+    if (i >= WARMUP) {
+      if (s.error !== undefined) res.latencyErrors[s.error] = (res.latencyErrors[s.error] ?? 0) + 1;
+      else if (s.tReply === undefined || s.tFirst === undefined) res.latencyErrors.timeout = (res.latencyErrors.timeout ?? 0) + 1;
+      else {
+        res.replyMs.push(s.tReply - s.t0);
+        res.firstMs.push(s.tFirst - s.t0);
+        const st = `${s.updates[0]?.changed.State}`;
+        res.firstState[st] = (res.firstState[st] ?? 0) + 1;
+      }
+    }
+    await sleep(GAP_MS);
+  }
+  c.close();
+  await settle(r.pid, 20_000);
+  checkAlive(r);
+
+  // 2. concurrent CreateSession from separate connections
+  process.stderr.write(`bench: ${kind}: ${CONCURRENT} concurrent CreateSession from ${CONCURRENT} connections\n`);
+  let conns = await hub.connectMany(CONCURRENT);
+  await settle(r.pid, 10_000);
+  res.concurrent = strip(await burst(hub, conns, CONCURRENT, () => ({ settings: settings({}), notifier: '/bench/conc' }), 30_000));
+  for (const x of conns) x.close();
+  await settle(r.pid, 20_000);
+  checkAlive(r);
+
+  // 3. held sessions on uplink T
+  process.stderr.write(`bench: ${kind}: ${HELD} sessions held on ${T}\n`);
+  const perT = (prefix: string) => (i: number) => ({ settings: settings({ AllowedInterface: T }), notifier: `/bench/${prefix}/s${i}` });
+  conns = await hub.connectMany(Math.ceil(HELD / PER_CONN));
+  await settle(r.pid, 10_000);
+  const rssBeforeKiB = rssKiB(r.pid);
+  const held = await createMany(hub, conns, HELD, perT('held'), WINDOW, CAP_S * 1000);
+  await settle(r.pid, 30_000);
+  const onUplink = held.sessions.filter((s) => s.iface === T && SESSION_UP.has(s.state ?? '')).length;
+  res.held = { ...strip(held), rssBeforeKiB, rssWithKiB: rssKiB(r.pid), onUplink };
+  checkAlive(r);
+
+  // 4. uplink T down → every session told; carrier back → every session connected again
+  process.stderr.write(`bench: ${kind}: ${T} down under ${HELD} sessions\n`);
+  const live = held.sessions.filter((s) => s.error === undefined);
+  const down = await carrier(a, t, false, live, 30_000);
+  res.down = plainNotified(down);
+  await settle(r.pid, 20_000);
+  await sleep(500);
+  res.back = plainNotified(await carrier(a, t, true, down.told, 60_000));
+  const w = a.watch as ServiceWatch;
+  await w.until(`${T} connected again`, () => SERVICE_UP.has(w.stateOfIf(T) ?? ''), 60_000).catch(() => {});
+  await w.quiet(500, 10_000);
+  await settle(r.pid, 30_000);
+  checkAlive(r);
+
+  // 5. still seeing link changes?
+  res.seenAfterBack = await linkCheck(r, a, t, live);
+  checkAlive(r);
+  res.cpuS = cpuSeconds(r.pid);
+  await teardown();
+}
+
+// ---------------------------------------------------------------------------------------
+// lab B: a burst of CreateSession into a fresh daemon, then a link change
+
+interface BResult {
+  toggled: string;
+  burst?: Omit<CreateBatch, 'sessions'>;
+  seenAfterBurst?: LinkCheck;
+}
+
+async function scenarioB(kind: Kind, res: BResult): Promise<void> {
+  const { r, a } = await start(kind, LAB_B, 'burst');
+  const hub = a.hub as SessionHub;
+  const { t } = roles(a.links as IspLinks);
+  const T = r.lab.uplinks[t]?.ifname as string;
+  res.toggled = T;
+  process.stderr.write(`bench: ${kind}: burst of ${HELD} CreateSession\n`);
+  const conns = await hub.connectMany(Math.ceil(HELD / PER_CONN));
+  await settle(r.pid, 10_000);
+  const b = await burst(hub, conns, HELD, (i) => ({ settings: settings({ AllowedInterface: T }), notifier: `/bench/burst/s${i}` }), CAP_S * 1000);
+  res.burst = strip(b);
+  await settle(r.pid, 30_000);
+  checkAlive(r);
+  res.seenAfterBurst = await linkCheck(r, a, t, b.sessions.filter((x) => x.error === undefined));
+  checkAlive(r);
+  await teardown();
+}
+
+// ---------------------------------------------------------------------------------------
+// lab C: TCP through a session with 1 and with MANY sessions held
+
+interface CResult {
+  toggled: string;
+  tcpUplink: string;
+  tcp1?: TcpFigure;
+  rssBeforeKiB?: number | undefined;
+  many?: Omit<CreateBatch, 'sessions'> & { rssWithKiB: number | undefined; onUplink: number; rate: number | undefined };
+  /** through a session created after the many (the figure) */
+  tcpMany?: TcpFigure;
+  /** through the first session, with the many held (one run) */
+  tcpManyFirst?: TcpFigure;
+  down?: Notified;
+  cpuS?: number;
+}
+
+async function scenarioC(kind: Kind, res: CResult): Promise<void> {
+  const { r, a } = await start(kind, LAB_C, 'many');
+  const hub = a.hub as SessionHub;
+  const { t, m } = roles(a.links as IspLinks);
+  const T = r.lab.uplinks[t]?.ifname as string;
+  const M = r.lab.uplinks[m] as (typeof r.lab.uplinks)[number];
+  res.toggled = T;
+  res.tcpUplink = M.ifname;
+  // the connections' far end: the internet address, in M's ISP namespace
+  const sink = openTcpSink(M.ispNetns, r.lab.internet.ipv4, SINK_PORT);
+  a.sink = sink;
+
+  // 7. one session on M, TCP through it
+  process.stderr.write(`bench: ${kind}: TCP through a session on ${M.ifname}, 1 session\n`);
+  const own = await hub.connect();
+  const known = await fwmarkRules(r.lab.device.netns);
+  const s1 = own.create(markedSettings(kind, M.ifname), '/bench/tcp/s1');
+  await hub.until(() => s1.done, 10_000);
+  if (s1.error !== undefined || !SESSION_UP.has(s1.state ?? '')) throw new Error(`${kind}: the TCP session is not connected (${s1.error ?? s1.state})`);
+  const mark1 = await markOf(r, s1, known);
+  known.add(mark1);
+  res.tcp1 = await tcpThrough(r, sink, mark1, M.name);
+  checkAlive(r);
+
+  // 8. MANY sessions held on T
+  process.stderr.write(`bench: ${kind}: ${MANY} sessions held on ${T} (${MANY_WINDOW} in flight, cap ${CAP_S} s)\n`);
+  const conns = await hub.connectMany(Math.ceil(MANY / PER_CONN));
+  await settle(r.pid, 10_000);
+  res.rssBeforeKiB = rssKiB(r.pid);
+  const many = await createMany(hub, conns, MANY, (i) => ({ settings: settings({ AllowedInterface: T }), notifier: `/bench/many/s${i}` }), MANY_WINDOW, CAP_S * 1000);
+  const doneAt = Math.max(...many.sessions.map((s) => s.tFirst ?? s.tReply ?? 0));
+  const t0 = Math.min(...many.sessions.map((s) => s.t0));
+  await settle(r.pid, 60_000);
+  checkAlive(r);
+  const onUplink = many.sessions.filter((s) => s.iface === T && SESSION_UP.has(s.state ?? '')).length;
+  res.many = { ...strip(many), rssWithKiB: rssKiB(r.pid), onUplink, rate: many.firstUpdates > 0 ? many.firstUpdates / ((doneAt - t0) / 1000) : undefined };
+  if (PROFILE && kind === 'netsession') await heapSnapshot(r);
+
+  // 9. TCP again: through a session created now, and through the first one
+  process.stderr.write(`bench: ${kind}: TCP through a session on ${M.ifname}, ${many.firstUpdates} sessions held\n`);
+  const s2 = own.create(markedSettings(kind, M.ifname), '/bench/tcp/s2');
+  await hub.until(() => s2.done, 30_000);
+  if (s2.error !== undefined || !SESSION_UP.has(s2.state ?? '')) throw new Error(`${kind}: the second TCP session is not connected (${s2.error ?? s2.state ?? 'no Update'})`);
+  const mark2 = await markOf(r, s2, known);
+  res.tcpMany = await tcpThrough(r, sink, mark2, M.name);
+  res.tcpManyFirst = await tcpThrough(r, sink, mark1, M.name, 1);
+  checkAlive(r);
+
+  // uplink T down under MANY sessions
+  process.stderr.write(`bench: ${kind}: ${T} down under ${many.firstUpdates} sessions\n`);
+  res.down = plainNotified(await carrier(a, t, false, many.sessions.filter((s) => s.tFirst !== undefined), 60_000));
+  res.cpuS = cpuSeconds(r.pid);
+  await teardown();
+}
+
+// ---------------------------------------------------------------------------------------
+// report
+
+const f1 = (x: number | undefined): string => (x === undefined || Number.isNaN(x) ? '–' : x.toFixed(1));
+const f2 = (x: number | undefined): string => (x === undefined || Number.isNaN(x) ? '–' : x.toFixed(2));
+const f0 = (x: number | undefined): string => (x === undefined || Number.isNaN(x) ? '–' : x.toFixed(0));
+const yes = (x: number | undefined): string => (x === undefined ? '–' : x === 1 ? 'yes' : 'no');
+const mib = (k: number | undefined): number | undefined => (k === undefined ? undefined : k / 1024);
+const delta = (a: number | undefined, b: number | undefined): number | undefined => (a === undefined || b === undefined ? undefined : (b - a) / 1024);
+
+interface Row {
+  label: string;
+  ours: number | undefined;
+  theirs: number | undefined;
+  fmt: (x: number | undefined) => string;
+  goal?: string;
+  met?: (ours: number, theirs: number | undefined) => boolean | undefined;
+}
+
+/** latency: ours no higher than theirs */
+const lower = (o: number, t: number | undefined): boolean | undefined => (t === undefined ? undefined : o <= t);
+/** throughput: ours no lower than theirs */
+const higher = (o: number, t: number | undefined): boolean | undefined => (t === undefined ? undefined : o >= t);
+
+async function main(): Promise<void> {
+  const resA = new Map<Kind, AResult>();
+  const resB = new Map<Kind, BResult>();
+  const resC = new Map<Kind, CResult>();
+  const errors: string[] = [];
+  const version = (await run('connmand', ['-v'], { check: false })).stdout.trim();
+  const scenarios: { lab: string; run: (k: Kind) => Promise<void> }[] = [
+    {
+      lab: 'a',
+      run: (k) => {
+        const res: AResult = { toggled: '', rssIdleKiB: undefined, getPropertiesMs: [], replyMs: [], firstMs: [], latencyErrors: {}, firstState: {} };
+        resA.set(k, res);
+        return scenarioA(k, res);
+      },
+    },
+    {
+      lab: 'b',
+      run: (k) => {
+        const res: BResult = { toggled: '' };
+        resB.set(k, res);
+        return scenarioB(k, res);
+      },
+    },
+    {
+      lab: 'c',
+      run: (k) => {
+        const res: CResult = { toggled: '', tcpUplink: '' };
+        resC.set(k, res);
+        return scenarioC(k, res);
+      },
+    },
+  ];
+  try {
+    // one lab-heavy thing at a time: each daemon in its own lab, one after the other
+    for (const sc of scenarios) {
+      if (!LABS.has(sc.lab)) continue;
+      for (const k of KINDS) {
+        process.stderr.write(`bench: ${k}, lab ${sc.lab.toUpperCase()}\n`);
+        try {
+          await sc.run(k);
+        } catch (err) {
+          if (interrupted) throw err;
+          errors.push(`${k} lab ${sc.lab.toUpperCase()}: ${err instanceof Error ? err.message : String(err)}`);
+          await teardown();
+        }
+      }
+    }
+  } finally {
+    await teardown();
+  }
+
+  const na = resA.get('netsession');
+  const ca = resA.get('connman');
+  const nb = resB.get('netsession');
+  const cb = resB.get('connman');
+  const nc = resC.get('netsession');
+  const cc = resC.get('connman');
+  const p = (xs: number[] | undefined, q: number): number | undefined => (xs === undefined || xs.length === 0 ? undefined : pct(xs, q));
+  const seen = (c: LinkCheck | undefined): number | undefined => (c === undefined ? undefined : c.serviceSeen && c.sessions.notified === c.sessions.of ? 1 : 0);
+  const ratio = (b: CResult | undefined): number | undefined => (b?.tcpMany?.perSecond !== undefined && b.tcp1?.perSecond ? b.tcpMany.perSecond / b.tcp1.perSecond : undefined);
+  const rows: Row[] = [
+    { label: 'Manager.GetProperties round trip, p50 (ms; the floor of bus + client)', ours: p(na?.getPropertiesMs, 50), theirs: p(ca?.getPropertiesMs, 50), fmt: f2 },
+    { label: 'CreateSession → reply, p50 (ms)', ours: p(na?.replyMs, 50), theirs: p(ca?.replyMs, 50), fmt: f2, goal: 'ratio ≤ 1.0', met: lower },
+    { label: 'CreateSession → reply, p99 (ms)', ours: p(na?.replyMs, 99), theirs: p(ca?.replyMs, 99), fmt: f2, goal: 'ratio ≤ 1.0', met: lower },
+    { label: 'CreateSession → first Update, p50 (ms)', ours: p(na?.firstMs, 50), theirs: p(ca?.firstMs, 50), fmt: f2, goal: 'ratio ≤ 1.0', met: lower },
+    { label: 'CreateSession → first Update, p99 (ms)', ours: p(na?.firstMs, 99), theirs: p(ca?.firstMs, 99), fmt: f2, goal: 'ratio ≤ 1.0', met: lower },
+    { label: `${CONCURRENT} concurrent CreateSession (${CONCURRENT} connections): all replies (ms)`, ours: na?.concurrent?.allReplyMs, theirs: ca?.concurrent?.allReplyMs, fmt: f1, goal: 'ratio ≤ 1.0', met: lower },
+    { label: `${CONCURRENT} concurrent CreateSession (${CONCURRENT} connections): all first Updates (ms)`, ours: na?.concurrent?.allFirstMs, theirs: ca?.concurrent?.allFirstMs, fmt: f1, goal: 'ratio ≤ 1.0', met: lower },
+    { label: 'RSS idle, 3 uplinks, no session (MiB)', ours: mib(na?.rssIdleKiB), theirs: mib(ca?.rssIdleKiB), fmt: f1 },
+    { label: `create ${HELD} sessions, ${WINDOW} in flight: all first Updates (ms)`, ours: na?.held?.allFirstMs, theirs: ca?.held?.allFirstMs, fmt: f1, goal: 'ratio ≤ 1.0', met: lower },
+    { label: `RSS growth with ${HELD} sessions held (MiB)`, ours: delta(na?.held?.rssBeforeKiB, na?.held?.rssWithKiB), theirs: delta(ca?.held?.rssBeforeKiB, ca?.held?.rssWithKiB), fmt: f1 },
+    { label: `uplink down → all ${HELD} sessions notified (ms)`, ours: na?.down?.allMs, theirs: ca?.down?.allMs, fmt: f1, goal: 'ratio ≤ 1.0', met: lower },
+    { label: `uplink down → ${HELD} sessions notified, p50 (ms)`, ours: na?.down?.p50Ms, theirs: ca?.down?.p50Ms, fmt: f1 },
+    { label: `carrier back → all ${HELD} sessions connected again (ms, incl. DHCP)`, ours: na?.back?.allMs, theirs: ca?.back?.allMs, fmt: f1 },
+    { label: `link change seen after carrier came back under ${HELD} sessions`, ours: seen(na?.seenAfterBack), theirs: seen(ca?.seenAfterBack), fmt: yes, goal: 'yes', met: (o) => o === 1 },
+    { label: `burst of ${HELD} CreateSession at once (fresh daemon): all first Updates (ms)`, ours: nb?.burst?.allFirstMs, theirs: cb?.burst?.allFirstMs, fmt: f1, goal: 'ratio ≤ 1.0', met: lower },
+    { label: `link change seen after the burst of ${HELD}`, ours: seen(nb?.seenAfterBurst), theirs: seen(cb?.seenAfterBurst), fmt: yes, goal: 'yes', met: (o) => o === 1 },
+    { label: 'TCP connections/s through a session, 1 session', ours: nc?.tcp1?.perSecond, theirs: cc?.tcp1?.perSecond, fmt: f0, goal: 'ratio ≥ 1.0', met: higher },
+    { label: `sessions created of ${MANY} (cap ${CAP_S} s)`, ours: nc?.many?.firstUpdates, theirs: cc?.many?.firstUpdates, fmt: f0, goal: `${MANY}`, met: (o) => o === MANY },
+    { label: `create ${MANY} sessions, ${MANY_WINDOW} in flight: sessions/s`, ours: nc?.many?.rate, theirs: cc?.many?.rate, fmt: f0, goal: 'ratio ≥ 1.0', met: higher },
+    { label: `RSS with ${MANY} sessions held (MiB)`, ours: mib(nc?.many?.rssWithKiB), theirs: mib(cc?.many?.rssWithKiB), fmt: f1, goal: '≤ 200 MB', met: (o) => o * 1024 * 1024 <= 200e6 },
+    { label: `RSS growth with ${MANY} sessions held (MiB)`, ours: delta(nc?.rssBeforeKiB, nc?.many?.rssWithKiB), theirs: delta(cc?.rssBeforeKiB, cc?.many?.rssWithKiB), fmt: f1 },
+    { label: `TCP connections/s through a session, ${MANY} sessions held`, ours: nc?.tcpMany?.perSecond, theirs: cc?.tcpMany?.perSecond, fmt: f0, goal: 'ratio ≥ 1.0', met: higher },
+    { label: `TCP rate with ${MANY} sessions / with 1`, ours: ratio(nc), theirs: ratio(cc), fmt: f2, goal: '≥ 0.9', met: (o) => o >= 0.9 },
+    { label: `uplink down → all ${MANY} sessions notified (ms)`, ours: nc?.down?.allMs, theirs: cc?.down?.allMs, fmt: f1 },
+  ];
+  const cpu = cpus();
+  console.log(`netsession sessions vs ${version ? `ConnMan ${version}` : 'ConnMan'} — ${cpu.length} × ${cpu[0]?.model ?? 'cpu'}, Linux ${release()}, node ${process.version}`);
+  console.log(
+    `${ROUNDS} sequential sessions (+${WARMUP} warm-up); ${HELD} held over ${Math.ceil(HELD / PER_CONN)} connections; ${MANY} held (lab C); TCP ${TCP_RUNS} × ${TCP_SECONDS} s, ${TCP_CONCURRENCY} loops, median; ratio = netsession / ConnMan`,
+  );
+  console.log('');
+  console.log('| figure | netsession | ConnMan | ratio | goal | met? |');
+  console.log('| --- | ---: | ---: | ---: | --- | --- |');
+  for (const row of rows) {
+    const r = row.ours !== undefined && row.theirs !== undefined && row.theirs > 0 && row.fmt !== yes ? (row.ours / row.theirs).toFixed(2) : '–';
+    const m = row.met && row.ours !== undefined ? row.met(row.ours, row.theirs) : undefined;
+    console.log(`| ${row.label} | ${row.fmt(row.ours)} | ${row.fmt(row.theirs)} | ${r} | ${row.goal ?? ''} | ${m === undefined ? '' : m ? 'met' : 'NOT met'} |`);
+  }
+  console.log('');
+  const errs = (e: Record<string, number>): string => (Object.keys(e).length === 0 ? 'none' : Object.entries(e).map(([k, v]) => `${k} ×${v}`).join(', '));
+  const check = (c: LinkCheck | undefined): string =>
+    c === undefined ? '–' : `service ${c.serviceSeen ? `seen in ${f1(c.serviceMs)} ms` : 'NOT seen'}, sessions told ${c.sessions.notified}/${c.sessions.of}${c.backUp ? '' : ', NOT back up'}`;
+  for (const [k, r] of resA) {
+    console.log(
+      `${k} lab A: toggled ${r.toggled}; first Update State ${errs(r.firstState)}; sequential errors ${errs(r.latencyErrors)}; ` +
+        `concurrent: ${r.concurrent?.replies}/${r.concurrent?.n} replies, ${r.concurrent?.firstUpdates} first Updates, errors ${errs(r.concurrent?.errors ?? {})}, per session first Update p50 ${f1(r.concurrent?.firstP50Ms)} p99 ${f1(r.concurrent?.firstP99Ms)} ms; ` +
+        `held: ${r.held?.firstUpdates}/${r.held?.n} created (${r.held?.onUplink} connected on ${r.toggled}), errors ${errs(r.held?.errors ?? {})}; ` +
+        `down: ${r.down?.notified}/${r.down?.of} told; back: ${r.back?.notified}/${r.back?.of}; after carrier back: ${check(r.seenAfterBack)}; CPU ${f2(r.cpuS)} s`,
+    );
+  }
+  for (const [k, r] of resB) {
+    console.log(
+      `${k} lab B: burst on ${r.toggled}: ${r.burst?.replies}/${r.burst?.n} replies (all in ${f1(r.burst?.allReplyMs)} ms), ${r.burst?.firstUpdates} first Updates, ` +
+        `errors ${errs(r.burst?.errors ?? {})}; after the burst: ${check(r.seenAfterBurst)}`,
+    );
+  }
+  const tcp = (x: TcpFigure | undefined): string =>
+    x === undefined
+      ? '–'
+      : `mark 0x${x.mark.toString(16)} via ${x.via}: ${x.runs
+          .map(
+            (y, i) =>
+              `${f0(y.perSecond)}/s [daemon CPU ${f2(x.daemonCpuS[i])} s]${y.errors > 0 ? ` (${y.errors} errors: ${errs(y.errorCodes)})` : ''}${y.slow > 0 ? ` (${y.slow} connects > 100 ms, max ${f0(y.maxConnectMs)} ms)` : ''}`,
+          )
+          .join(', ')}`;
+  for (const [k, r] of resC) {
+    console.log(
+      `${k} lab C: TCP uplink ${r.tcpUplink}, held on ${r.toggled}; 1 session: ${tcp(r.tcp1)}; ` +
+        `many: ${r.many?.firstUpdates}/${r.many?.n} created${r.many?.capped ? ' (cap reached)' : ''} (${r.many?.onUplink} connected), errors ${errs(r.many?.errors ?? {})}, all first Updates ${f1(r.many?.allFirstMs)} ms; ` +
+        `with them, new session: ${tcp(r.tcpMany)}; first session: ${tcp(r.tcpManyFirst)}; down: ${r.down?.notified}/${r.down?.of} told in ${f1(r.down?.allMs)} ms; CPU ${f2(r.cpuS)} s`,
+    );
+  }
+  for (const e of errors) console.log(`ERROR ${e}`);
+  console.log(`daemon logs${PROFILE ? ' and profiles' : ''}: ${OUT_DIR}`);
+  console.log('');
+  const json = {
+    bench: 'sessions',
+    machine: { cpus: cpu.length, model: cpu[0]?.model, kernel: release(), node: process.version, connman: version },
+    sizes: { rounds: ROUNDS, concurrent: CONCURRENT, held: HELD, many: MANY, perConn: PER_CONN, window: WINDOW, manyWindow: MANY_WINDOW, capS: CAP_S, tcp: { seconds: TCP_SECONDS, runs: TCP_RUNS, concurrency: TCP_CONCURRENCY } },
+    figures: Object.fromEntries(rows.map((r) => [r.label, { netsession: r.ours ?? null, connman: r.theirs ?? null }])),
+    labA: Object.fromEntries([...resA].map(([k, r]) => [k, { ...r, getPropertiesMs: r.getPropertiesMs.map((x) => +x.toFixed(3)), replyMs: r.replyMs.map((x) => +x.toFixed(3)), firstMs: r.firstMs.map((x) => +x.toFixed(3)) }])),
+    labB: Object.fromEntries(resB),
+    labC: Object.fromEntries(resC),
+    errors,
+  };
+  console.log(JSON.stringify(json));
+  if (errors.length > 0) process.exitCode = 1;
+}
+
+await main();
