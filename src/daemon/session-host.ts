@@ -51,7 +51,7 @@ export class SessionHost {
     const marker = allocateMarker(used, this.freedAt, now, MARKER_QUARANTINE_MS);
     if (marker === undefined) return err('Failed', 'no free session marker');
     this.freedAt.delete(marker);
-    const s: Session = { path, owner, notifier, identity, request, policy, marker, active: false, detached: false, idle: false, woken: false, demandSince: now, serviceId: undefined, createdAt: now };
+    const s: Session = { path, owner, notifier, identity, request, policy, marker, active: false, detached: false, idle: false, woken: false, demandSince: now, serviceId: undefined, routeVia: undefined, createdAt: now };
     const sessions = new Map(this.state.sessions);
     sessions.set(path, s);
     this.state = { ...this.state, sessions };

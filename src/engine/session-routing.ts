@@ -1,33 +1,46 @@
 // The kernel state sessions need (pure). Sessions use the tables of their services; what
 // is per session is how traffic finds that table:
-//  - SessionMarker: a socket with SO_MARK = marker is routed by a rule for that marker,
-//    to its service's table, or `unreachable` when it has none (fail closed). The rule is
-//    consulted at connect(), so the source address is the service's own: no NAT needed.
-//  - uid policies: `uidrange` rules, same targets (ConnMan: newest session of the identity).
+//  - SessionMarker: a socket with SO_MARK = marker is routed by a rule for that marker to
+//    its service's block, which looks up the service's table while the session may use it
+//    and is `unreachable` otherwise (fail closed). The rule is consulted at connect(), so the
+//    source address is the service's own: no NAT needed.
+//  - uid policies: `uidrange` rules, straight to the table or `unreachable`.
 // The kernel scans rules linearly, so marker rules sit in blocks of 64 behind one `goto`
 // per block, and unmarked traffic jumps over all of them with one rule:
 //   B+100  not fwmark SESSION/SESSION goto B+901                      unmarked: skip
 //   B+200  fwmark SESSION|blk<<6 / ~63 goto B+201+blk                 one per block in use
-//   B+201+blk  fwmark <marker> lookup <table> | unreachable          one per session
-//   B+900  fwmark SESSION/SESSION unreachable                        unknown or stale marker
+//   B+201+blk  fwmark <marker> goto <service block> | unreachable    one per session
+//   B+641  fwmark SESSION/SESSION unreachable                        unknown or stale marker
+//   B+644+6k   fwmark SESSION/SESSION nop                            goto target, always there
+//   B+645+6k   fwmark SESSION/SESSION lookup <table of service k>    while it is ready or online
+//   B+646+6k   fwmark SESSION/SESSION unreachable
+//   B+647+6k .. B+649+6k   the same for sessions that want internet: lookup while it is online
+//   B+900  fwmark SESSION/SESSION unreachable                        (the same, for services past 40)
 //   B+901  nop                                                       (goto target)
 //   B+920  uidrange U-U lookup <table> | unreachable                 uid policies
 //   B+950  from <service address> lookup <service table>           (routing.ts)
+// A session keeps pointing at its service's block while that service is lost (routeVia), so
+// an uplink that goes down or comes back changes its block's four rules, not one rule per
+// session; a session's own rule changes only when it moves to another service.
 // Session decisions come before the source-address rules on purpose: when an IPv6 lookup
 // fails, the kernel picks a source address and looks up again (ip6_dst_lookup_tail), and
 // a source rule would then let fail-closed traffic out after all.
-// A lookup visits at most 1 + blocks + 64 rules; unmarked traffic only 1 more than without sessions.
+// A lookup visits at most 1 + blocks + 64 + 4 rules; unmarked traffic only 1 more than without sessions.
 import { AF_INET, AF_INET6, type Family, FR_ACT_GOTO, FR_ACT_NOP, FR_ACT_TO_TBL, FR_ACT_UNREACHABLE } from '../kernel/netlink/constants.ts';
 import { type RuleSpec, normalizeRule } from '../kernel/rtnetlink/rule.ts';
 import type { Rule } from '../kernel/rtnetlink/types.ts';
-import { attachable } from './sessions.ts';
+import { attachable, effectiveType } from './sessions.ts';
 import type { NftTableModel } from '../kernel/nft/model.ts';
 import type { Session, SessionsState } from './session-types.ts';
-import type { EngineState } from './types.ts';
+import type { EngineState, Service } from './types.ts';
 
 export const SESSION_BIT = 0x40000000;
 export const SLOTS_PER_BLOCK = 64;
-export const MAX_BLOCKS = 699;
+export const MAX_BLOCKS = 440;
+/** services (by table index) that get a block; sessions of others have direct rules */
+export const SERVICE_BLOCKS = 40;
+const LEAF_CATCH = 641;
+const SERVICE_BLOCK_FIRST = 644;
 export const MAX_SESSIONS = SLOTS_PER_BLOCK * MAX_BLOCKS;
 
 export const markerOf = (block: number, slot: number): number => (SESSION_BIT | (block << 6) | slot) >>> 0;
@@ -46,6 +59,26 @@ function targetTable(engine: EngineState, s: Session): number | undefined {
   return svc && attachable(s, svc) ? svc.settings.table : undefined;
 }
 
+/** The index of a service's block, if it has one (its table's place among ours). */
+function blockIndex(engine: EngineState, svc: Service): number | undefined {
+  const k = svc.settings.table - engine.config.tables.min;
+  return k >= 0 && k < SERVICE_BLOCKS ? k : undefined;
+}
+
+/** Where a session's marker rule sends its traffic: a service block (priority), a table, or nowhere. */
+function leafTarget(engine: EngineState, s: Session, base: number): { goto: number } | { table: number } | undefined {
+  if (s.detached) return undefined;
+  const via = s.serviceId ?? s.routeVia;
+  const svc = via === undefined ? undefined : engine.services.get(via);
+  if (!svc) return undefined;
+  const k = blockIndex(engine, svc);
+  if (k === undefined) {
+    const t = targetTable(engine, s);
+    return t === undefined ? undefined : { table: t };
+  }
+  return { goto: base + SERVICE_BLOCK_FIRST + 6 * k + (effectiveType(s) === 'internet' ? 3 : 0) };
+}
+
 /**
  * The rules for sessions. The skip, catch-all and nop rules stay even without sessions:
  * a marker nobody owns (a session that ended, one not routed yet) must fail closed too.
@@ -58,16 +91,41 @@ export function sessionRules(sessions: SessionsState, engine: EngineState, layou
   };
   const blocks = new Set<number>();
   for (const s of sessions.sessions.values()) blocks.add(blockOf(s.marker));
+  const leaves = new Map<Session, ReturnType<typeof leafTarget>>();
+  const serviceBlocks = new Map<number, Service>();
+  for (const s of sessions.sessions.values()) {
+    const t = leafTarget(engine, s, B);
+    leaves.set(s, t);
+    if (t && 'goto' in t) {
+      const svc = engine.services.get((s.serviceId ?? s.routeVia) as string) as Service;
+      serviceBlocks.set(blockIndex(engine, svc) as number, svc);
+    }
+  }
+  const sessionBit = { fwmark: SESSION_BIT, fwmask: SESSION_BIT };
   for (const family of [AF_INET, AF_INET6] as const) {
     rule(family, B + 100, { fwmark: SESSION_BIT, fwmask: SESSION_BIT, invert: true, action: FR_ACT_GOTO, goto: B + 901 });
     for (const blk of [...blocks].sort((a, b) => a - b)) {
       rule(family, B + 200, { fwmark: markerOf(blk, 0), fwmask: ~(SLOTS_PER_BLOCK - 1) >>> 0, action: FR_ACT_GOTO, goto: B + 201 + blk });
     }
-    for (const s of sessions.sessions.values()) {
-      const t = targetTable(engine, s);
-      rule(family, B + 201 + blockOf(s.marker), t === undefined ? { fwmark: s.marker, action: FR_ACT_UNREACHABLE } : { fwmark: s.marker, action: FR_ACT_TO_TBL, table: t });
+    for (const [s, t] of leaves) {
+      const at = B + 201 + blockOf(s.marker);
+      if (t === undefined) rule(family, at, { fwmark: s.marker, action: FR_ACT_UNREACHABLE });
+      else if ('goto' in t) rule(family, at, { fwmark: s.marker, action: FR_ACT_GOTO, goto: t.goto });
+      else rule(family, at, { fwmark: s.marker, action: FR_ACT_TO_TBL, table: t.table });
     }
-    rule(family, B + 900, { fwmark: SESSION_BIT, fwmask: SESSION_BIT, action: FR_ACT_UNREACHABLE });
+    rule(family, B + LEAF_CATCH, { ...sessionBit, action: FR_ACT_UNREACHABLE });
+    for (const [k, svc] of [...serviceBlocks].sort((a, b) => a[0] - b[0])) {
+      // a goto needs a rule at its target (an unresolved one falls through): the nop is always there
+      const at = B + SERVICE_BLOCK_FIRST + 6 * k;
+      const table = svc.settings.table;
+      rule(family, at, { ...sessionBit, action: FR_ACT_NOP });
+      if (svc.state === 'ready' || svc.state === 'online') rule(family, at + 1, { ...sessionBit, action: FR_ACT_TO_TBL, table });
+      rule(family, at + 2, { ...sessionBit, action: FR_ACT_UNREACHABLE });
+      rule(family, at + 3, { ...sessionBit, action: FR_ACT_NOP });
+      if (svc.state === 'online') rule(family, at + 4, { ...sessionBit, action: FR_ACT_TO_TBL, table });
+      rule(family, at + 5, { ...sessionBit, action: FR_ACT_UNREACHABLE });
+    }
+    rule(family, B + 900, { ...sessionBit, action: FR_ACT_UNREACHABLE });
     rule(family, B + 901, { action: FR_ACT_NOP });
     // uid policies: the newest session of each uid routes that uid's unmarked traffic
     const newest = new Map<number, Session>();

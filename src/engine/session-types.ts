@@ -91,6 +91,12 @@ export interface Session {
   demandSince: number;
   /** the service it uses, if any */
   serviceId: string | undefined;
+  /**
+   * the service whose rules route its marker: its service, or while it has none, the last one
+   * it had as long as that one still fits its settings (that service's rules fail closed while
+   * it is unusable), so a lost uplink changes that service's rules rather than every session's
+   */
+  routeVia: string | undefined;
   /** ms since epoch of creation; the newest session of an identity routes that identity */
   createdAt: number;
 }

@@ -171,9 +171,14 @@ export function assignServices(sessions: SessionsState, engine: EngineState): Se
   let changed: Map<string, Session> | undefined;
   for (const [path, s] of sessions.sessions) {
     const svc = chooseService(engine, s, ordered);
-    if (svc?.id === s.serviceId) continue;
+    let via = svc?.id;
+    if (!via && s.routeVia && !s.detached) {
+      const last = engine.services.get(s.routeVia);
+      if (last && preference(s, last) >= 0) via = s.routeVia;
+    }
+    if (svc?.id === s.serviceId && via === s.routeVia) continue;
     changed ??= new Map(sessions.sessions);
-    changed.set(path, { ...s, serviceId: svc?.id });
+    changed.set(path, { ...s, serviceId: svc?.id, routeVia: via });
   }
   return changed ? { ...sessions, sessions: changed } : sessions;
 }

@@ -27,6 +27,7 @@ import { libc, SOCK_CLOEXEC, SOCK_STREAM } from '../../src/kernel/sys/libc.ts';
 import { inNetns } from '../../src/kernel/sys/netns.ts';
 import { labDaemon } from '../../src/lab/lab.ts';
 import { eventually, rootSkip, startLab, type TestLab } from '../cli/lab-helpers.ts';
+import { routeWithMark } from '../helpers/netns.ts';
 
 const INTERNET4 = '198.18.0.1';
 const INTERNET6 = '2001:db8:ffff::1';
@@ -76,9 +77,10 @@ async function settled<T>(f: () => Promise<T>, ms = 1000): Promise<T> {
 }
 
 /** Waits until the kernel of the device namespace routes a session's marker to a table (or has a rule for it at all). */
+/** Waits until the kernel routes the marker (`lookup`: somewhere; `any`: its rule exists). */
 async function ruled(netns: string, marker: number, to: 'lookup' | 'any' = 'lookup'): Promise<void> {
-  const key = `fwmark 0x${marker.toString(16)} ${to === 'lookup' ? 'lookup' : ''}`;
-  await eventually('the marker rule in the kernel', () => execFileSync('ip', ['-n', netns, 'rule'], { encoding: 'utf8' }).includes(key), 3000, 5);
+  const ok = (): boolean => (to === 'lookup' ? routeWithMark(netns, INTERNET4, marker) !== undefined : execFileSync('ip', ['-n', netns, 'rule'], { encoding: 'utf8' }).includes(`fwmark 0x${marker.toString(16)} `));
+  await eventually('the marker rule in the kernel', ok, 3000, 5);
 }
 
 async function whoami(r: Response): Promise<{ client: string; isp: string }> {

@@ -49,6 +49,7 @@ function session(name: string, request: Partial<SessionRequest>, extra: Partial<
     woken: false,
     demandSince: 0,
     serviceId: undefined,
+    routeVia: extra.serviceId,
     createdAt: 0,
     ...extra,
   };
@@ -130,4 +131,45 @@ test('PeriodicConnect: attempts on clock multiples of the period, shared by all 
   assert.deepEqual(periodicDue(sessionsOf({ ...five, serviceId: id(0) }), 0, 5 * min), [], 'a session with a service got its chance');
   assert.deepEqual(periodicDue(sessionsOf({ ...five, detached: true }), 0, 5 * min), [], 'Disconnect() stops it');
   assert.equal(nextPeriodicAt(sessionsOf(off), 0), undefined);
+});
+
+test('rules: a session points at its service\'s block; losing the uplink changes the block, not the session\'s rule', async () => {
+  const { sessionRules } = await import('../../src/engine/session-routing.ts');
+  const layout = { protocol: 83, base: 10000 };
+  const st = engine(2);
+  const a = session('a', { allowedInterface: 'eth1' });
+  const b = session('b', { allowedInterface: 'eth1', connectionType: 'internet' });
+  let ss = assignServices(sessionsOf(a, b), st);
+  assert.equal(ss.sessions.get(a.path)?.routeVia, id(1));
+  const text = (st2: EngineState, s2: SessionsState) =>
+    sessionRules(s2, st2, layout)
+      .filter((r) => r.family === 2)
+      .map((r) => `${r.priority} ${r.fwmark ?? ''} ${r.action}${r.goto ? ` goto ${r.goto}` : ''}${r.table ? ` table ${r.table}` : ''}`);
+  const up = text(st, ss);
+  const t1 = (st.services.get(id(1)) as Service).settings.table;
+  const k = t1 - st.config.tables.min;
+  const blk = 10000 + 644 + 6 * k;
+  assert.ok(up.includes(`10201 ${a.marker} 2 goto ${blk}`), up.join('\n'));
+  assert.ok(up.includes(`10201 ${b.marker} 2 goto ${blk + 3}`), 'internet sessions use the online half');
+  assert.ok(up.includes(`${blk} ${0x40000000} 3`) && up.includes(`${blk + 3} ${0x40000000} 3`), 'goto targets');
+  assert.ok(up.includes(`${blk + 1} ${0x40000000} 1 table ${t1}`) && up.includes(`${blk + 4} ${0x40000000} 1 table ${t1}`));
+  assert.ok(up.includes(`10641 ${0x40000000} 7`), 'a marker no rule takes is unreachable');
+  // eth1 loses its lease: the sessions have no service, their rules stay, the block fails closed
+  const down = reduce(st, { kind: 'link', link: { ifindex: 11, ifname: 'eth1', mac: '02:00:00:00:00:01', mtu: 1500, carrier: false } }, 10);
+  ss = assignServices(ss, down);
+  assert.equal(ss.sessions.get(a.path)?.serviceId, undefined);
+  const after = text(down, ss);
+  assert.deepEqual(
+    after.filter((l) => l.startsWith('10201 ')),
+    up.filter((l) => l.startsWith('10201 ')),
+  );
+  assert.ok(!after.some((l) => l.startsWith(`${blk + 1} `) || l.startsWith(`${blk + 4} `)), after.join('\n'));
+  assert.ok(after.includes(`${blk} ${0x40000000} 3`) && after.includes(`${blk + 2} ${0x40000000} 7`) && after.includes(`${blk + 5} ${0x40000000} 7`));
+  // a session whose settings no longer fit that service lets go of it
+  const refit = { ...(ss.sessions.get(a.path) as Session), request: { ...a.request, allowedInterface: 'eth0' } };
+  const moved = assignServices({ ...ss, sessions: new Map([[a.path, refit]]) }, down);
+  assert.equal(moved.sessions.get(a.path)?.routeVia, id(0));
+  // Disconnect(): unreachable at once
+  const detached = { ...ss, sessions: new Map([[a.path, { ...(ss.sessions.get(a.path) as Session), detached: true }]]) };
+  assert.ok(text(down, detached).includes(`10201 ${a.marker} 7`));
 });

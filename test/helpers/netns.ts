@@ -65,3 +65,13 @@ export function makeNetns(t: TestContext | undefined, tag = 'k'): string {
   }
   return name;
 }
+
+/**
+ * How the kernel routes a packet with this mark: `ip route get` says the device, or
+ * undefined when the answer is that there is no way (unreachable, fail closed).
+ */
+export function routeWithMark(ns: string, dst: string, mark: number): string | undefined {
+  const r = spawnSync('ip', ['-n', ns, 'route', 'get', dst, 'mark', String(mark)], { encoding: 'utf8' });
+  if (r.status !== 0) return undefined;
+  return /\bdev (\S+)/.exec(r.stdout)?.[1] ?? r.stdout.trim();
+}
