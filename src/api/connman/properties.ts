@@ -115,6 +115,20 @@ function isVariant(v: unknown): v is V {
   return typeof v === 'object' && v !== null && 'signature' in v && 'value' in v;
 }
 
+/** A name from the caller, short enough to go back in an error message (a name may be megabytes long). */
+export const quoted = (name: string): string => JSON.stringify(name.length > 60 ? `${name.slice(0, 60)}…` : name);
+
+/**
+ * A dictionary from the bus, as dbus-next builds it: a plain object. A key named
+ * "__proto__" becomes the object's prototype instead of a key, and would vanish unnoticed:
+ * such a dictionary has a key we do not know, and is refused like any other.
+ */
+export function plainDict(d: unknown, where: string): Record<string, unknown> {
+  if (typeof d !== 'object' || d === null || Array.isArray(d)) throw new ApiError('InvalidArguments', `${where} must be a{sv}`);
+  if (Object.getPrototypeOf(d) !== Object.prototype) throw new ApiError('InvalidArguments', `${where}: unknown key "__proto__"`);
+  return d as Record<string, unknown>;
+}
+
 function want<T>(name: string, v: unknown, sig: string): T {
   if (!isVariant(v) || v.signature !== sig) throw new ApiError('InvalidArguments', `${name} must be of type ${sig}`);
   return v.value as T;
@@ -191,9 +205,9 @@ export function serviceSetProperty(id: string, name: string, value: unknown): Co
     case 'AutoConnect':
       return { kind: 'set-autoconnect', id, value: want<boolean>(name, value, 'b') };
     case 'IPv4.Configuration':
-      return { kind: 'set-ipv4', id, config: parseIpv4Config(want<Record<string, unknown>>(name, value, 'a{sv}')) };
+      return { kind: 'set-ipv4', id, config: parseIpv4Config(plainDict(want(name, value, 'a{sv}'), name)) };
     case 'IPv6.Configuration':
-      return { kind: 'set-ipv6', id, config: parseIpv6Config(want<Record<string, unknown>>(name, value, 'a{sv}')) };
+      return { kind: 'set-ipv6', id, config: parseIpv6Config(plainDict(want(name, value, 'a{sv}'), name)) };
     case 'Nameservers.Configuration':
       return { kind: 'set-nameservers', id, servers: stringList(name, value) };
     case 'Timeservers.Configuration':
@@ -204,14 +218,14 @@ export function serviceSetProperty(id: string, name: string, value: unknown): Co
     case 'mDNS.Configuration':
       throw new ApiError('NotSupported', `${name} is not supported yet`);
     default:
-      throw new ApiError('InvalidProperty', `${name} is not a writable service property`);
+      throw new ApiError('InvalidProperty', `${quoted(name)} is not a writable service property`);
   }
 }
 
 /** Service.ClearProperty(name): only Error can be cleared (ConnMan). */
 export function serviceClearProperty(id: string, name: string): Command {
   if (name === 'Error') return { kind: 'clear-error', id };
-  throw new ApiError('InvalidProperty', `${name} cannot be cleared`);
+  throw new ApiError('InvalidProperty', `${quoted(name)} cannot be cleared`);
 }
 
 export function managerSetProperty(name: string, value: unknown): Command | { sessionMode: boolean } {
@@ -222,7 +236,7 @@ export function managerSetProperty(name: string, value: unknown): Command | { se
       // kept for compatibility only, as in ConnMan: the Manager object keeps it, nothing acts on it
       return { sessionMode: want<boolean>(name, value, 'b') };
     default:
-      throw new ApiError('InvalidProperty', `${name} is not a writable manager property`);
+      throw new ApiError('InvalidProperty', `${quoted(name)} is not a writable manager property`);
   }
 }
 
@@ -236,7 +250,7 @@ export function technologySetProperty(type: string, name: string, value: unknown
     case 'TetheringFreq':
       throw new ApiError('NotSupported', `${name}: tethering is not supported`);
     default:
-      throw new ApiError('InvalidProperty', `${name} is not a writable technology property`);
+      throw new ApiError('InvalidProperty', `${quoted(name)} is not a writable technology property`);
   }
 }
 

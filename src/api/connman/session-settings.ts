@@ -8,7 +8,7 @@ import type { ConnectionType, RoamingPolicy, Session, SessionRequest } from '../
 import { ROAMING_POLICIES } from '../../engine/session-types.ts';
 import type { Service } from '../../engine/types.ts';
 import { ApiError } from '../bus/errors.ts';
-import type { Dict } from './properties.ts';
+import { type Dict, plainDict } from './properties.ts';
 
 const { Variant } = dbus;
 type V = InstanceType<typeof Variant>;
@@ -111,9 +111,8 @@ export function applySetting(req: SessionRequest, key: string, value: unknown, c
 }
 
 export function parseCreateSettings(dict: unknown): SessionRequest {
-  if (typeof dict !== 'object' || dict === null || Array.isArray(dict)) throw new ApiError('InvalidArguments', 'settings must be a{sv}');
   let r: SessionRequest = { ...DEFAULT_REQUEST };
-  for (const [k, v] of Object.entries(dict)) r = applySetting(r, k, v, true);
+  for (const [k, v] of Object.entries(plainDict(dict, 'settings'))) r = applySetting(r, k, v, true);
   return r;
 }
 

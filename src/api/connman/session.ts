@@ -17,6 +17,8 @@ const NOTIFICATION_IFACE = 'net.connman.Notification';
 const NO_REPLY_EXPECTED = 0x1;
 const OBJECT_PATH = /^\/(?:[A-Za-z0-9_]+(?:\/[A-Za-z0-9_]+)*)$/;
 const MAX_PATH = 255;
+/** how many departed bus names are remembered (a name is never reused; a lookup lasts seconds at most) */
+const MAX_DEPARTED = 16384;
 
 /** What the session objects need from the daemon. Errors come back as CommandError. */
 export interface SessionController {
@@ -41,11 +43,46 @@ export class SessionApi {
   /** what the application was last told, per session */
   private readonly told = new Map<string, { dict: Dict; session: Session; service: Service | undefined; emergency: boolean }>();
 
+  /**
+   * Clients that left the bus. A CreateSession whose caller leaves while the caller is being
+   * identified must not create a session: its NameOwnerChanged may be handled before the
+   * handler resumes (same read from the bus), and the session would outlive its owner.
+   */
+  private readonly departed = new Set<string>();
+  private readonly watchOwners = (m: dbus.Message): void => {
+    if (m.member !== 'NameOwnerChanged' || m.interface !== 'org.freedesktop.DBus' || m.sender !== 'org.freedesktop.DBus') return;
+    const [name, , newOwner] = (m.body ?? []) as unknown[];
+    if (typeof name !== 'string' || !name.startsWith(':') || newOwner !== '') return;
+    this.departed.add(name);
+    if (this.departed.size > MAX_DEPARTED) this.departed.delete(this.departed.values().next().value!);
+  };
+
   constructor(
     private readonly bus: MessageBus,
     private readonly tree: ObjectTree,
     private readonly ctl: SessionController,
-  ) {}
+  ) {
+    // NameOwnerChanged reaches this connection: the daemon (and ConnmanApi) subscribe to it
+    bus.on('message', this.watchOwners);
+  }
+
+  close(): void {
+    this.bus.removeListener('message', this.watchOwners);
+  }
+
+  /** Who the caller is; fails (Failed) when it left the bus before we knew, or while we asked. */
+  private async identify(sender: string): Promise<Identity> {
+    let identity: Identity;
+    try {
+      identity = await this.ctl.identify(sender);
+    } catch (e) {
+      // nobody will read this answer: no need to log it as a failure of ours
+      if (e instanceof Error && e.name === 'CallerGoneError') throw new ApiError('Failed', 'the caller left the bus');
+      throw e;
+    }
+    if (this.departed.has(sender)) throw new ApiError('Failed', 'the caller left the bus');
+    return identity;
+  }
 
   /** Manager methods for sessions. */
   managerMethods(): Record<string, MethodSpec> {
@@ -59,7 +96,7 @@ export class SessionApi {
           // ConnMan aborts on '/': the session path would end in '/'
           if (!OBJECT_PATH.test(notifier) || notifier.length > MAX_PATH) throw new ApiError('InvalidArguments', 'notifier must be an object path other than /');
           const request = parseCreateSettings(args[0]);
-          const identity = await this.ctl.identify(sender);
+          const identity = await this.identify(sender);
           const r = this.ctl.create(sender, notifier, request, identity);
           if ('name' in r) fail(r);
           const s = r as Session;

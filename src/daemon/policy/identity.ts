@@ -82,29 +82,73 @@ function variantValue(dict: unknown, key: string): unknown {
   return v instanceof dbus.Variant ? v.value : undefined;
 }
 
+/** When each bus connection last delivered a message (performance.now()). */
+const lastHeard = new WeakMap<MessageBus, { at: number }>();
+
+function heardFrom(bus: MessageBus): { at: number } {
+  let h = lastHeard.get(bus);
+  if (!h) {
+    const rec = { at: performance.now() };
+    h = rec;
+    lastHeard.set(bus, rec);
+    // (test doubles of a bus may have no events: the plain timeout applies then)
+    if (typeof bus.on === 'function') bus.on('message', () => {
+      rec.at = performance.now();
+    });
+  }
+  return h;
+}
+
+/** how many timeouts a lookup may wait in all while the bus keeps talking */
+const BUSY_BUS_PATIENCE = 6;
+
 function busCall(bus: MessageBus, sender: string, member: string, timeoutMs: number): Promise<unknown[]> {
   return new Promise((resolve, reject) => {
-    // the bus daemon answers its own methods at once; a silent bus means a dead connection
-    const timer = setTimeout(() => reject(new IdentityError(sender, `no answer from the bus to ${member} within ${timeoutMs} ms`)), timeoutMs);
+    // The bus daemon answers its own methods at once; a silent bus means a dead connection.
+    // But our own event loop may have been busy (thousands of calls at once): when the timer
+    // fires, the answer may be waiting unread in the socket. So the timer gives up only after
+    // the socket has been read (setImmediate runs after the poll phase) and only if the bus
+    // has said nothing since the last check; a busy bus gets a few more rounds.
+    const heard = heardFrom(bus);
+    const started = performance.now();
+    let checked = started;
+    let settled = false;
+    let timer: NodeJS.Timeout;
+    const expire = (): void => {
+      setImmediate(() => {
+        if (settled) return;
+        const now = performance.now();
+        if (heard.at > checked && now - started < timeoutMs * BUSY_BUS_PATIENCE) {
+          checked = now;
+          timer = setTimeout(expire, timeoutMs);
+          return;
+        }
+        settled = true;
+        reject(new IdentityError(sender, `no answer from the bus to ${member} within ${Math.round(now - started)} ms`));
+      });
+    };
+    timer = setTimeout(expire, timeoutMs);
+    const done = (f: () => void): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      f();
+    };
     let p: Promise<dbus.Message | null>;
     try {
       p = bus.call(new dbus.Message({ ...DBUS, member, signature: 's', body: [sender] }));
     } catch (e) {
-      clearTimeout(timer);
-      reject(new IdentityError(sender, `${member}: ${e instanceof Error ? e.message : String(e)}`));
+      done(() => reject(new IdentityError(sender, `${member}: ${e instanceof Error ? e.message : String(e)}`)));
       return;
     }
     p.then(
-      (reply) => {
-        clearTimeout(timer);
-        resolve(reply?.body ?? []);
-      },
-      (e: unknown) => {
-        clearTimeout(timer);
-        if (e instanceof dbus.DBusError && e.type === NAME_HAS_NO_OWNER) reject(new CallerGoneError(sender));
-        else if (e instanceof dbus.DBusError) reject(new IdentityError(sender, `${member}: ${e.type}: ${e.text}`, e.type));
-        else reject(new IdentityError(sender, `${member}: ${e instanceof Error ? e.message : String(e)}`));
-      },
+      (reply) => done(() => resolve(reply?.body ?? [])),
+      (e: unknown) =>
+        done(() => {
+          if (e instanceof dbus.DBusError && e.type === NAME_HAS_NO_OWNER) reject(new CallerGoneError(sender));
+          else if (e instanceof dbus.DBusError) reject(new IdentityError(sender, `${member}: ${e.type}: ${e.text}`, e.type));
+          else reject(new IdentityError(sender, `${member}: ${e instanceof Error ? e.message : String(e)}`));
+        }),
     );
   });
 }

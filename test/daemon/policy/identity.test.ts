@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -82,6 +83,24 @@ describe('callerIdentity against a fake bus', () => {
   test('a bus that does not answer: IdentityError after the timeout', async () => {
     const bus = { call: () => new Promise<never>(() => {}) } as unknown as MessageBus;
     await assert.rejects(callerIdentity(bus, ':1.12', { timeoutMs: 50 }), /no answer from the bus/);
+  });
+  test('a bus that keeps talking is busy, not dead: its late answer is taken; a silent one times out', async () => {
+    // (thousands of calls at once: the answer waits behind them in the socket, the timer fires first)
+    const busy = (chatter: boolean): MessageBus => {
+      const ee = new EventEmitter();
+      const timer = chatter ? setInterval(() => ee.emit('message', {}), 10) : undefined;
+      return Object.assign(ee, {
+        call: (msg: dbus.Message) =>
+          new Promise((resolve) =>
+            setTimeout(() => {
+              clearInterval(timer);
+              resolve(dbus.Message.newMethodReturn(msg, 'a{sv}', [{ UnixUserID: new dbus.Variant('u', 7), UnixGroupIDs: new dbus.Variant('au', [7]) }]));
+            }, 160),
+          ),
+      }) as unknown as MessageBus;
+    };
+    assert.equal((await callerIdentity(busy(true), ':1.13', { timeoutMs: 50 })).uid, 7);
+    await assert.rejects(callerIdentity(busy(false), ':1.14', { timeoutMs: 50 }), /no answer from the bus/);
   });
   test('cache: one bus call per name, failures not kept, forget() drops', async () => {
     const { bus, calls } = fakeBus({ GetConnectionCredentials: [{ UnixUserID: new dbus.Variant('u', 5), UnixGroupIDs: new dbus.Variant('au', [5, 5, 7]) }] });
