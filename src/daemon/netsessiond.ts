@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import dbus, { type MessageBus } from 'dbus-next';
 import { ConnmanApi } from '../api/connman/connman-api.ts';
 import { type SessionController, SessionApi } from '../api/connman/session.ts';
-import { assignServices, sessionDemand } from '../engine/sessions.ts';
+import { reassign, sessionDemand } from '../engine/sessions.ts';
 import { cgroupPolicyPaths, sessionCounterCleanup, sessionNft, sessionRules } from '../engine/session-routing.ts';
 import { CgroupWatch } from './cgroup-watch.ts';
 import type { Identity, Session } from '../engine/session-types.ts';
@@ -86,6 +86,8 @@ export class Netsessiond {
   private readonly uplinks = new Map<number, UplinkSnapshot>();
   private readonly connectWaiters = new Set<{ check: () => boolean }>();
   private readonly sessions: SessionHost;
+  /** the services the sessions were last assigned against (all are assigned again when they change) */
+  private assignedFor: EngineState['services'] | undefined;
   private readonly scheduler: SessionScheduler;
   private sessionApi: SessionApi | undefined;
   private identities: CallerIdentities | undefined;
@@ -369,14 +371,19 @@ export class Netsessiond {
 
   /** Sessions follow services; services follow what active sessions ask for. */
   private syncSessions(removed: { session: Session; byDaemon: boolean }[] = []): void {
-    this.sessions.state = assignServices(this.sessions.state, this.state);
+    // every session when the services changed, otherwise only those created or changed since
+    const full = this.assignedFor !== this.state.services;
+    const dirty = this.sessions.takeDirty();
+    this.sessions.assign(reassign(this.sessions.state, this.state, full ? undefined : dirty));
+    this.assignedFor = this.state.services;
     const demand = sessionDemand(this.sessions.state, this.state);
     let same = true;
     for (const s of this.state.services.values()) if (s.sessionRequested !== demand.has(s.id)) same = false;
     if (!same) {
       // the engine transition comes back here through afterChange
       this.dispatch({ kind: 'session-demand', ids: demand });
-      this.sessions.state = assignServices(this.sessions.state, this.state);
+      this.sessions.assign(reassign(this.sessions.state, this.state));
+      this.assignedFor = this.state.services;
     }
     this.unpublished.push(...removed);
     for (const r of removed) this.endedMarkers.push(r.session.marker);

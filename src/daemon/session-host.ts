@@ -3,7 +3,7 @@
 // policy changes). The semantics live in src/engine/sessions.ts; this keeps the state.
 import type { CommandError } from '../engine/engine.ts';
 import { emergencySession, matchPolicy, sessionPath } from '../engine/sessions.ts';
-import { MAX_SESSIONS, allocateMarker } from '../engine/session-routing.ts';
+import { MAX_SESSIONS, allocateMarker, markerIndex } from '../engine/session-routing.ts';
 import type { Identity, PolicyGroup, Session, SessionRequest, SessionsState } from '../engine/session-types.ts';
 import type { EngineState } from '../engine/types.ts';
 
@@ -22,6 +22,13 @@ const err = (name: CommandError['name'], message: string): CommandError => ({ na
 export class SessionHost {
   state: SessionsState = { sessions: new Map(), policies: [], nextMarker: 0 };
   private readonly freedAt = new Map<number, number>();
+  /** markers in use: kept as sessions come and go (a scan of 10,000 sessions per create adds up) */
+  private readonly used = new Set<number>();
+  private dirty = new Set<string>();
+  /** no marker below this index is free (allocation scans from here) */
+  private scanFrom = 0;
+  /** session paths by owner (a connection that goes ends all of its sessions) */
+  private readonly byOwner = new Map<string, Set<string>>();
 
   constructor(private readonly hooks: SessionHostHooks) {}
 
@@ -46,15 +53,20 @@ export class SessionHost {
     const denied = this.permission(request, policy);
     if (denied) return denied;
     const now = this.hooks.now();
-    const used = new Set<number>();
-    for (const s of this.state.sessions.values()) used.add(s.marker);
-    const marker = allocateMarker(used, this.freedAt, now, MARKER_QUARANTINE_MS);
+    let marker = allocateMarker(this.used, this.freedAt, now, MARKER_QUARANTINE_MS, this.scanFrom);
+    // markers below the hint may have left their quarantine meanwhile
+    if (marker === undefined && this.scanFrom > 0) marker = allocateMarker(this.used, this.freedAt, now, MARKER_QUARANTINE_MS);
     if (marker === undefined) return err('Failed', 'no free session marker');
+    this.scanFrom = markerIndex(marker) + 1;
     this.freedAt.delete(marker);
+    this.used.add(marker);
     const s: Session = { path, owner, notifier, identity, request, policy, marker, active: false, detached: false, idle: false, woken: false, demandSince: now, serviceId: undefined, routeVia: undefined, createdAt: now };
-    const sessions = new Map(this.state.sessions);
-    sessions.set(path, s);
-    this.state = { ...this.state, sessions };
+    this.state.sessions.set(path, s);
+    this.state = { ...this.state };
+    this.dirty.add(path);
+    const own = this.byOwner.get(owner);
+    if (own) own.add(path);
+    else this.byOwner.set(owner, new Set([path]));
     this.hooks.changed([]);
     return s;
   }
@@ -65,11 +77,34 @@ export class SessionHost {
     const next = f(s);
     if ('name' in next) return next;
     if (next === s) return undefined;
-    const sessions = new Map(this.state.sessions);
-    sessions.set(path, next);
-    this.state = { ...this.state, sessions };
+    this.state.sessions.set(path, next);
+    this.dirty.add(path);
+    this.state = { ...this.state };
     this.hooks.changed([]);
     return undefined;
+  }
+
+  /** Sessions created or changed since the last takeDirty(): they need a service assigned. */
+  takeDirty(): Set<string> {
+    const d = this.dirty;
+    this.dirty = new Set();
+    return d;
+  }
+
+  /** New service assignments (src/engine/sessions.ts reassign). */
+  assign(updated: readonly Session[]): void {
+    if (updated.length === 0) return;
+    for (const s of updated) if (this.state.sessions.has(s.path)) this.state.sessions.set(s.path, s);
+    this.state = { ...this.state };
+  }
+
+  private free(s: Session): void {
+    this.used.delete(s.marker);
+    this.scanFrom = Math.min(this.scanFrom, markerIndex(s.marker));
+    this.freedAt.set(s.marker, this.hooks.now());
+    const own = this.byOwner.get(s.owner);
+    own?.delete(s.path);
+    if (own?.size === 0) this.byOwner.delete(s.owner);
   }
 
   /** Other sessions may not connect, disconnect or end while an emergency call is on. */
@@ -109,40 +144,44 @@ export class SessionHost {
   }
 
   private updateMany(paths: readonly string[], f: (s: Session) => Session): void {
-    let sessions: Map<string, Session> | undefined;
+    let changed = false;
     for (const path of paths) {
       const s = this.state.sessions.get(path);
       if (!s) continue;
       const next = f(s);
       if (next === s) continue;
-      sessions ??= new Map(this.state.sessions);
-      sessions.set(path, next);
+      this.state.sessions.set(path, next);
+      this.dirty.add(path);
+      changed = true;
     }
-    if (!sessions) return;
-    this.state = { ...this.state, sessions };
+    if (!changed) return;
+    this.state = { ...this.state };
     this.hooks.changed([]);
   }
 
   destroy(path: string, byDaemon = false): void {
     const s = this.state.sessions.get(path);
     if (!s) return;
-    const sessions = new Map(this.state.sessions);
-    sessions.delete(path);
-    this.state = { ...this.state, sessions };
-    this.freedAt.set(s.marker, this.hooks.now());
+    this.state.sessions.delete(path);
+    this.state = { ...this.state };
+    this.free(s);
     this.hooks.changed([{ session: s, byDaemon }]);
   }
 
   /** The owner left the bus: its sessions end, without Release (there is nobody to tell). */
   ownerGone(owner: string): void {
-    const mine = [...this.state.sessions.values()].filter((s) => s.owner === owner);
-    if (mine.length === 0) return;
-    const sessions = new Map(this.state.sessions);
-    for (const s of mine) {
-      sessions.delete(s.path);
-      this.freedAt.set(s.marker, this.hooks.now());
+    const mine: Session[] = [];
+    for (const path of this.byOwner.get(owner) ?? []) {
+      const s = this.state.sessions.get(path);
+      if (s) mine.push(s);
     }
-    this.state = { ...this.state, sessions };
+    this.byOwner.delete(owner);
+    if (mine.length === 0) return;
+    for (const s of mine) {
+      this.state.sessions.delete(s.path);
+      this.free(s);
+    }
+    this.state = { ...this.state };
     // the owner is gone: no Update, no Release
     this.hooks.changed(mine.map((session) => ({ session, byDaemon: false })));
   }
@@ -158,9 +197,10 @@ export class SessionHost {
       const policy = matchPolicy(groups, s.identity, s.request.contextIdentifier);
       if (this.permission(s.request, policy)) {
         removed.push({ session: s, byDaemon: true });
-        this.freedAt.set(s.marker, this.hooks.now());
+        this.free(s);
         continue;
       }
+      if (policy !== s.policy) this.dirty.add(path);
       sessions.set(path, policy === s.policy ? s : { ...s, policy });
     }
     this.state = { ...this.state, sessions, policies: groups };
@@ -170,6 +210,7 @@ export class SessionHost {
   /** Shutdown: every session ends with Release. */
   releaseAll(): void {
     const all = [...this.state.sessions.values()];
+    for (const s of all) this.free(s);
     this.state = { ...this.state, sessions: new Map() };
     this.hooks.changed(all.map((session) => ({ session, byDaemon: true })));
   }

@@ -80,6 +80,35 @@ function leafTarget(engine: EngineState, s: Session, base: number): { goto: numb
 }
 
 /**
+ * Sessions' own rules are most of the rules, and most of them stay as they are from one
+ * reconcile to the next: the same rule objects are handed out again, so that what is derived
+ * from them (the reconciler's keys) is not made again. A memo: the result is the same without it.
+ */
+const leafMemo = new Map<string, { marker: number; at: number; action: number; target: number; protocol: number; rule: Rule }>();
+
+function leafRule(family: Family, at: number, marker: number, t: ReturnType<typeof leafTarget>, protocol: number): Rule {
+  const action = t === undefined ? FR_ACT_UNREACHABLE : 'goto' in t ? FR_ACT_GOTO : FR_ACT_TO_TBL;
+  const target = t === undefined ? 0 : 'goto' in t ? t.goto : t.table;
+  const id = `${family}:${marker}`;
+  const m = leafMemo.get(id);
+  if (m && m.at === at && m.action === action && m.target === target && m.protocol === protocol) return m.rule;
+  const spec: RuleSpec = { family, priority: at, protocol, fwmark: marker, action };
+  if (action === FR_ACT_GOTO) spec.goto = target;
+  if (action === FR_ACT_TO_TBL) spec.table = target;
+  const rule = normalizeRule(spec);
+  leafMemo.set(id, { marker, at, action, target, protocol, rule });
+  return rule;
+}
+
+/** Forgets memoized rules of markers no session has. */
+function pruneLeafMemo(sessions: SessionsState): void {
+  if (leafMemo.size <= 2 * sessions.sessions.size + 128) return;
+  const live = new Set<number>();
+  for (const s of sessions.sessions.values()) live.add(s.marker);
+  for (const [id, m] of leafMemo) if (!live.has(m.marker)) leafMemo.delete(id);
+}
+
+/**
  * The rules for sessions. The skip, catch-all and nop rules stay even without sessions:
  * a marker nobody owns (a session that ended, one not routed yet) must fail closed too.
  */
@@ -102,17 +131,13 @@ export function sessionRules(sessions: SessionsState, engine: EngineState, layou
     }
   }
   const sessionBit = { fwmark: SESSION_BIT, fwmask: SESSION_BIT };
+  pruneLeafMemo(sessions);
   for (const family of [AF_INET, AF_INET6] as const) {
     rule(family, B + 100, { fwmark: SESSION_BIT, fwmask: SESSION_BIT, invert: true, action: FR_ACT_GOTO, goto: B + 901 });
     for (const blk of [...blocks].sort((a, b) => a - b)) {
       rule(family, B + 200, { fwmark: markerOf(blk, 0), fwmask: ~(SLOTS_PER_BLOCK - 1) >>> 0, action: FR_ACT_GOTO, goto: B + 201 + blk });
     }
-    for (const [s, t] of leaves) {
-      const at = B + 201 + blockOf(s.marker);
-      if (t === undefined) rule(family, at, { fwmark: s.marker, action: FR_ACT_UNREACHABLE });
-      else if ('goto' in t) rule(family, at, { fwmark: s.marker, action: FR_ACT_GOTO, goto: t.goto });
-      else rule(family, at, { fwmark: s.marker, action: FR_ACT_TO_TBL, table: t.table });
-    }
+    for (const [s, t] of leaves) out.push(leafRule(family, B + 201 + blockOf(s.marker), s.marker, t, layout.protocol));
     rule(family, B + LEAF_CATCH, { ...sessionBit, action: FR_ACT_UNREACHABLE });
     for (const [k, svc] of [...serviceBlocks].sort((a, b) => a[0] - b[0])) {
       // a goto needs a rule at its target (an unresolved one falls through): the nop is always there
@@ -143,19 +168,21 @@ export function sessionRules(sessions: SessionsState, engine: EngineState, layou
   return out;
 }
 
+/** a marker's place in the order of allocation */
+export const markerIndex = (marker: number): number => (marker & ~SESSION_BIT) >>> 0;
+
 /**
  * The lowest free marker. A marker is reused only after it has been free for `quarantineMs`:
  * sockets of an ended session keep their mark, and meanwhile fail closed (B+900).
  */
-export function allocateMarker(used: ReadonlySet<number>, freedAt: ReadonlyMap<number, number>, now: number, quarantineMs: number): number | undefined {
-  for (let blk = 0; blk < MAX_BLOCKS; blk++) {
-    for (let slot = blk === 0 ? 1 : 0; slot < SLOTS_PER_BLOCK; slot++) {
-      const m = markerOf(blk, slot);
-      if (used.has(m)) continue;
-      const f = freedAt.get(m);
-      if (f !== undefined && now - f < quarantineMs) continue;
-      return m;
-    }
+export function allocateMarker(used: ReadonlySet<number>, freedAt: ReadonlyMap<number, number>, now: number, quarantineMs: number, from = 0): number | undefined {
+  // `from`: the caller knows nothing below this index is free (a hint, to keep creation O(1))
+  for (let i = Math.max(1, from); i < MAX_BLOCKS * SLOTS_PER_BLOCK; i++) {
+    const m = markerOf(i >> 6, i & (SLOTS_PER_BLOCK - 1));
+    if (used.has(m)) continue;
+    const f = freedAt.get(m);
+    if (f !== undefined && now - f < quarantineMs) continue;
+    return m;
   }
   return undefined;
 }

@@ -165,22 +165,38 @@ export function sessionState(s: Session, svc: Service | undefined): SessionState
   return type === 'internet' ? 'disconnected' : 'connected';
 }
 
-/** Assigns every session its service. Returns the same object when nothing changed. */
-export function assignServices(sessions: SessionsState, engine: EngineState): SessionsState {
+/**
+ * The sessions whose service (or routeVia) changes, as new session objects: all sessions, or
+ * only those in `only` (the services did not change since the others were assigned).
+ */
+export function reassign(sessions: SessionsState, engine: EngineState, only?: Iterable<string>): Session[] {
   const ordered = orderServices(engine.services.values(), engine.config.preferredTechnologies);
-  let changed: Map<string, Session> | undefined;
-  for (const [path, s] of sessions.sessions) {
+  const out: Session[] = [];
+  const visit = (s: Session): void => {
     const svc = chooseService(engine, s, ordered);
     let via = svc?.id;
     if (!via && s.routeVia && !s.detached) {
       const last = engine.services.get(s.routeVia);
       if (last && preference(s, last) >= 0) via = s.routeVia;
     }
-    if (svc?.id === s.serviceId && via === s.routeVia) continue;
-    changed ??= new Map(sessions.sessions);
-    changed.set(path, { ...s, serviceId: svc?.id, routeVia: via });
-  }
-  return changed ? { ...sessions, sessions: changed } : sessions;
+    if (svc?.id !== s.serviceId || via !== s.routeVia) out.push({ ...s, serviceId: svc?.id, routeVia: via });
+  };
+  if (only) {
+    for (const path of only) {
+      const s = sessions.sessions.get(path);
+      if (s) visit(s);
+    }
+  } else for (const s of sessions.sessions.values()) visit(s);
+  return out;
+}
+
+/** Assigns every session its service. Returns the same object when nothing changed. */
+export function assignServices(sessions: SessionsState, engine: EngineState): SessionsState {
+  const changed = reassign(sessions, engine);
+  if (changed.length === 0) return sessions;
+  const map = new Map(sessions.sessions);
+  for (const s of changed) map.set(s.path, s);
+  return { ...sessions, sessions: map };
 }
 
 /** Whether a session asks for a connection now: Connect() or a periodic attempt, and not gone idle. */

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { type KernelMirror, openKernelMirror } from '../../src/kernel/kernel-mirror.ts';
-import { FR_ACT_TO_TBL, FR_ACT_UNREACHABLE, RTN_BLACKHOLE, RTN_UNREACHABLE } from '../../src/kernel/netlink/constants.ts';
+import { FR_ACT_GOTO, FR_ACT_NOP, FR_ACT_TO_TBL, FR_ACT_UNREACHABLE, RTN_BLACKHOLE, RTN_UNREACHABLE } from '../../src/kernel/netlink/constants.ts';
 import { Nft } from '../../src/kernel/nft/nft.ts';
 import type { Ownership } from '../../src/kernel/reconciler/ownership.ts';
 import { type DesiredKernelState, Reconciler } from '../../src/kernel/reconciler/reconciler.ts';
@@ -12,7 +12,7 @@ import { normalizeRoute, routeBaseKey } from '../../src/kernel/rtnetlink/route.t
 import { normalizeRule, ruleKey } from '../../src/kernel/rtnetlink/rule.ts';
 import type { Route, Rule } from '../../src/kernel/rtnetlink/types.ts';
 import { kernelCanon, routeCanon, ruleCanon } from '../helpers/ip-json.ts';
-import { ipBatch, isRoot, makeNetns } from '../helpers/netns.ts';
+import { ipBatch, isRoot, makeNetns, sh } from '../helpers/netns.ts';
 import { Random, seedFromEnv } from '../helpers/random.ts';
 
 const skip = !isRoot() && 'needs root (network namespaces)';
@@ -210,4 +210,24 @@ test('reconciler owns the addresses it tags (IFA_PROTO) and only those', { skip 
   const gone = await rec.reconcile({ routes: [], rules: [], addresses: [] });
   assert.equal(gone.addresses.deleted, 1);
   assert.deepEqual(addrs(), before);
+});
+
+test('a goto rule that only changes its target is replaced (the kernel compares rules without the target)', { skip }, async (t) => {
+  const ns = makeNetns(t, 'g');
+  const mirror = await openKernelMirror({ netns: ns });
+  t.after(() => mirror.close());
+  const rec = new Reconciler(mirror, new Nft({ netns: ns }), OWN);
+  const rules = (target: number): Rule[] => [
+    normalizeRule({ family: 2, priority: 10010, protocol: 83, fwmark: 0x4000_0001, action: FR_ACT_GOTO, goto: target }),
+    normalizeRule({ family: 2, priority: 10050, protocol: 83, action: FR_ACT_NOP }),
+    normalizeRule({ family: 2, priority: 10060, protocol: 83, action: FR_ACT_NOP }),
+  ];
+  const show = (): string => sh('ip', ['-n', ns, 'rule', 'show', 'pref', '10010']);
+  assert.deepEqual((await rec.reconcile({ routes: [], rules: rules(10050) })).errors, []);
+  assert.match(show(), /goto 10050/);
+  const r = await rec.reconcile({ routes: [], rules: rules(10060) });
+  assert.deepEqual(r.errors, []);
+  assert.match(show(), /goto 10060/);
+  assert.equal(show().trim().split('\n').length, 1, show());
+  assert.equal((await rec.reconcile({ routes: [], rules: rules(10060) })).unchanged, true);
 });

@@ -1,5 +1,5 @@
 // The smallest set of changes from observed to desired routes and rules. Pure.
-import { AF_INET } from '../netlink/constants.ts';
+import { AF_INET, FR_ACT_GOTO } from '../netlink/constants.ts';
 import type { RtOp } from '../rtnetlink/client.ts';
 import { routeBaseKey, routeSatisfies } from '../rtnetlink/route.ts';
 import { ruleKey } from '../rtnetlink/rule.ts';
@@ -90,12 +90,25 @@ export function planRouting(
   const obsRules = new Map<string, Rule>();
   for (const r of observed.rules) if (ownsRule(own, r)) obsRules.set(ruleKey(r), r);
   const wantedRules = new Set<string>();
+  for (const d of desired.rules) wantedRules.add(ruleKey(d));
+  // the kernel tells rules apart without their goto target: one that only changes its target
+  // must go before it is added again (EEXIST otherwise); meanwhile its traffic falls through
+  const gotoGone = new Map<string, Rule>();
+  for (const [k, o] of obsRules) if (o.action === FR_ACT_GOTO && !wantedRules.has(k)) gotoGone.set(ruleKey({ ...o, goto: 0 }), o);
+  const deletedFirst = new Set<Rule>();
   for (const d of desired.rules) {
     const k = ruleKey(d);
-    wantedRules.add(k);
-    if (!obsRules.has(k)) ruleAdds.push({ op: 'add', rule: d });
+    if (obsRules.has(k)) continue;
+    if (d.action === FR_ACT_GOTO) {
+      const old = gotoGone.get(ruleKey({ ...d, goto: 0 }));
+      if (old && !deletedFirst.has(old)) {
+        deletedFirst.add(old);
+        ruleAdds.push({ op: 'delete', rule: old });
+      }
+    }
+    ruleAdds.push({ op: 'add', rule: d });
   }
-  for (const [k, o] of obsRules) if (!wantedRules.has(k)) ruleDels.push({ op: 'delete', rule: o });
+  for (const [k, o] of obsRules) if (!wantedRules.has(k) && !deletedFirst.has(o)) ruleDels.push({ op: 'delete', rule: o });
 
   // deletes of replaced routes first; then routes without a gateway (the on-link prefix
   // routes), because the kernel checks a new gateway against the table it goes into

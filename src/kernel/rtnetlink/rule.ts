@@ -147,8 +147,20 @@ export function normalizeRule(s: RuleSpec): Rule {
   return r;
 }
 
+/** keys of rule objects already seen (rules are not mutated once made): the mirror's and the desired ones are compared on every reconcile */
+const keys = new WeakMap<Rule, string>();
+
 /** Everything a rule matches on and does: two rules with equal keys are the same rule. */
 export function ruleKey(r: Rule): string {
+  let k = keys.get(r);
+  if (k === undefined) {
+    k = computeRuleKey(r);
+    keys.set(r, k);
+  }
+  return k;
+}
+
+function computeRuleKey(r: Rule): string {
   return [
     r.family === AF_INET6 ? 6 : 4,
     r.priority,
