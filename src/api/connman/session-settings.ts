@@ -141,15 +141,14 @@ function ipv6Dict(svc: Service | undefined, now: number): Dict {
  * Interface, Bearer, ConnectionType, AllowedBearers, AllowedInterface, ContextIdentifier,
  * SourceIPRule; then, for sessions that set a seed-001 key, ours.
  */
-export function sessionSettings(s: Session, svc: Service | undefined, now: number, emergency: boolean): Dict {
-  const connected = svc !== undefined;
+export function sessionSettings(s: Session, svc: Service | undefined, now: number, emergency: boolean, part: Dict = servicePart(svc, now)): Dict {
   const d: Dict = {
     State: new Variant('s', sessionState(s, svc)),
-    Name: new Variant('s', connected ? svc.name : ''),
-    IPv4: new Variant('a{sv}', connected ? ipv4Dict(svc) : {}),
-    IPv6: new Variant('a{sv}', connected ? ipv6Dict(svc, now) : {}),
-    Interface: new Variant('s', connected ? svc.ifname : ''),
-    Bearer: new Variant('s', connected ? svc.type : ''),
+    Name: part.Name as V,
+    IPv4: part.IPv4 as V,
+    IPv6: part.IPv6 as V,
+    Interface: part.Interface as V,
+    Bearer: part.Bearer as V,
     ConnectionType: new Variant('s', effectiveType(s)),
     AllowedBearers: new Variant('as', effectiveBearers(s)),
     AllowedInterface: new Variant('s', effectiveInterface(s) ?? '*'),
@@ -168,6 +167,18 @@ export function sessionSettings(s: Session, svc: Service | undefined, now: numbe
     d.RoamingPolicy = new Variant('s', s.request.roamingPolicy);
   }
   return d;
+}
+
+/** What a session's settings take from its service (SERVICE_GROUP): the same for every session on it. */
+export function servicePart(svc: Service | undefined, now: number): Dict {
+  const connected = svc !== undefined;
+  return {
+    Name: new Variant('s', connected ? svc.name : ''),
+    IPv4: new Variant('a{sv}', connected ? ipv4Dict(svc) : {}),
+    IPv6: new Variant('a{sv}', connected ? ipv6Dict(svc, now) : {}),
+    Interface: new Variant('s', connected ? svc.ifname : ''),
+    Bearer: new Variant('s', connected ? svc.type : ''),
+  };
 }
 
 /** The service group travels together whenever the service changes (ConnMan). */

@@ -10,7 +10,8 @@ import { ApiError } from '../bus/errors.ts';
 import type { InterfaceSpec, MethodSpec, ObjectTree } from '../bus/object-tree.ts';
 import type { Dict } from './properties.ts';
 import { sameVariant } from './properties.ts';
-import { SERVICE_GROUP, applySetting, parseCreateSettings, sessionSettings } from './session-settings.ts';
+import { SERVICE_GROUP, applySetting, parseCreateSettings, servicePart, sessionSettings } from './session-settings.ts';
+import { sessionState } from '../../engine/sessions.ts';
 
 export const SESSION_IFACE = 'net.connman.Session';
 const NOTIFICATION_IFACE = 'net.connman.Notification';
@@ -182,13 +183,32 @@ export class SessionApi {
     const engine = this.ctl.engine();
     const emergency = this.ctl.emergency() !== undefined;
     const now = this.ctl.now();
-    // sessions with Priority granted are told first (seed 001)
-    const order = [...st.sessions.values()].sort((a, b) => Number(b.request.priority && b.policy?.priority === true) - Number(a.request.priority && a.policy?.priority === true));
-    for (const s of order) {
+    // what sessions take from a service is made once per service, not once per session
+    const parts = new Map<Service | undefined, Dict>();
+    const partOf = (svc: Service | undefined): Dict => {
+      let p = parts.get(svc);
+      if (!p) {
+        p = servicePart(svc, now);
+        parts.set(svc, p);
+      }
+      return p;
+    };
+    const visit = (s: Session): void => {
       const service = s.serviceId ? engine.services.get(s.serviceId) : undefined;
       const last = this.told.get(s.path);
-      if (last && last.session === s && last.service === service && last.emergency === emergency) continue;
-      const dict = sessionSettings(s, service, now, emergency);
+      if (last && last.session === s && last.service === service && last.emergency === emergency) return;
+      if (last && last.session === s && last.emergency === emergency && service && last.service?.id === service.id) {
+        // only the service's record changed (a router advertisement, a check): often nothing it shows
+        const part = partOf(service);
+        const state = new dbus.Variant('s', sessionState(s, service));
+        const out: Dict = {};
+        if (!sameVariant(last.dict.State, state)) out.State = state;
+        for (const k of SERVICE_GROUP) if (!sameVariant(last.dict[k], part[k])) out[k] = part[k] as Dict[string];
+        this.told.set(s.path, { dict: Object.keys(out).length > 0 ? { ...last.dict, ...out } : last.dict, session: s, service, emergency });
+        if (Object.keys(out).length > 0) this.notify(s, 'Update', out);
+        return;
+      }
+      const dict = sessionSettings(s, service, now, emergency, partOf(service));
       let out: Dict = dict;
       if (last) {
         out = {};
@@ -200,7 +220,11 @@ export class SessionApi {
       }
       this.told.set(s.path, { dict, session: s, service, emergency });
       if (Object.keys(out).length > 0) this.notify(s, 'Update', out);
-    }
+    };
+    // sessions with Priority granted are told first (seed 001)
+    const first = (s: Session): boolean => s.request.priority && s.policy?.priority === true;
+    for (const s of st.sessions.values()) if (first(s)) visit(s);
+    for (const s of st.sessions.values()) if (!first(s)) visit(s);
     for (const { session: s, byDaemon } of removed) {
       const last = this.told.get(s.path);
       this.told.delete(s.path);
