@@ -43,6 +43,8 @@ import { KernelMirror } from '../kernel/kernel-mirror.ts';
 import { AF_INET6, IFA_F_DADFAILED, IFA_F_TENTATIVE, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RTPROT_RA } from '../kernel/netlink/constants.ts';
 import { Nft } from '../kernel/nft/nft.ts';
 import { ownsRoute, ownsRule } from '../kernel/reconciler/ownership.ts';
+import { routeBaseKey } from '../kernel/rtnetlink/route.ts';
+import { ruleKey } from '../kernel/rtnetlink/rule.ts';
 import { Reconciler } from '../kernel/reconciler/reconciler.ts';
 import type { RtEvent } from '../kernel/rtnetlink/events.ts';
 import type { Link } from '../kernel/rtnetlink/types.ts';
@@ -106,6 +108,9 @@ export class Netsessiond {
   private timer: NodeJS.Timeout | undefined;
   private reconciling = false;
   private reconcileAgain = false;
+  /** keys of the rules and routes the last reconcile wanted: a deletion of one is put right */
+  private desiredRules = new Set<string>();
+  private desiredRoutes = new Set<string>();
   private reconcileRetry: NodeJS.Timeout | undefined;
   private loop: Promise<void> = Promise.resolve();
   private resolvWritten: string | undefined;
@@ -425,11 +430,14 @@ export class Netsessiond {
         return;
       case 'route':
         if (ev.op === 'new' && ev.route.protocol === RTPROT_RA && ev.route.dstLen === 0 && ev.route.oif !== undefined && this.serviceAt(ev.route.oif)) this.dropKernelRaDefaults(ev.route.oif);
-        if (ev.op === 'del' && ownsRoute(this.cfg.ownership, ev.route)) this.scheduleReconcile();
+        // one of ours that should be there went (our own deletions echo back: nothing to do)
+        if (ev.op === 'del' && ownsRoute(this.cfg.ownership, ev.route) && this.desiredRoutes.has(routeBaseKey(ev.route))) this.scheduleReconcile();
         if (ev.op === 'new' && ev.route.table >= this.cfg.ownership.tables.min && ev.route.table <= this.cfg.ownership.tables.max && !ownsRoute(this.cfg.ownership, ev.route)) this.scheduleReconcile();
         return;
       case 'rule':
-        if (ownsRule(this.cfg.ownership, ev.rule)) this.scheduleReconcile();
+        // one of ours taken away behind our back: put it back. Our own changes come back as
+        // events too: reconciling again for them would only delay what waits for the kernel.
+        if (ev.op === 'del' && ownsRule(this.cfg.ownership, ev.rule) && this.desiredRules.has(ruleKey(ev.rule))) this.scheduleReconcile();
         return;
     }
   }
@@ -671,10 +679,13 @@ export class Netsessiond {
         // a link-local DNS server (RDNSS) is only usable with its interface named
         const dnsOf = (s: Service) => ({ nameservers: nameserversOf(s, now).map((n) => (/^fe80:/i.test(n) ? `${n}%${s.ifname}` : n)), search: domainsOf(s) });
         const net = desiredNetwork(this.state, this.cfg.layout, now, dnsOf);
+        const rules = [...net.rules, ...sessionRules(this.sessions.state, this.state, { protocol: this.cfg.ownership.protocol, base: this.cfg.ownership.rulePriorities.min })];
+        this.desiredRules = new Set(rules.map(ruleKey));
+        this.desiredRoutes = new Set(net.routes.map(routeBaseKey));
         const report = await this.reconciler.reconcile({
           addresses: net.addresses.map((a) => ({ index: a.ifindex, address: a.address, prefixLen: a.prefixLen, ...(a.broadcast ? { broadcast: a.broadcast } : {}) })),
           routes: net.routes,
-          rules: [...net.rules, ...sessionRules(this.sessions.state, this.state, { protocol: this.cfg.ownership.protocol, base: this.cfg.ownership.rulePriorities.min })],
+          rules,
           nft: await this.desiredNft(now),
         });
         for (const e of report.errors) this.log.warn(`kernel: ${e.message}`);
