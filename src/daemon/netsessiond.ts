@@ -9,7 +9,8 @@ import dbus, { type MessageBus } from 'dbus-next';
 import { ConnmanApi } from '../api/connman/connman-api.ts';
 import { type SessionController, SessionApi } from '../api/connman/session.ts';
 import { reassign, sessionDemand } from '../engine/sessions.ts';
-import { cgroupPolicyPaths, sessionCounterCleanup, sessionNft, sessionRules } from '../engine/session-routing.ts';
+import { cgroupPolicyPaths, nftRoutes, sessionCounterCleanup, sessionNft, sessionRules } from '../engine/session-routing.ts';
+import type { NftTableModel } from '../kernel/nft/model.ts';
 import { CgroupWatch } from './cgroup-watch.ts';
 import type { Identity, Session } from '../engine/session-types.ts';
 import { SessionHost } from './session-host.ts';
@@ -111,6 +112,8 @@ export class Netsessiond {
   /** keys of the rules and routes the last reconcile wanted: a deletion of one is put right */
   private desiredRules = new Set<string>();
   private desiredRoutes = new Set<string>();
+  /** the session nft table last applied */
+  private nftRouting: NftTableModel | undefined;
   private reconcileRetry: NodeJS.Timeout | undefined;
   private loop: Promise<void> = Promise.resolve();
   private resolvWritten: string | undefined;
@@ -682,12 +685,16 @@ export class Netsessiond {
         const rules = [...net.rules, ...sessionRules(this.sessions.state, this.state, { protocol: this.cfg.ownership.protocol, base: this.cfg.ownership.rulePriorities.min })];
         this.desiredRules = new Set(rules.map(ruleKey));
         this.desiredRoutes = new Set(net.routes.map(routeBaseKey));
+        const nft = await this.desiredNft(now);
+        // a table that only counts goes in after the sessions are told (it costs an nft run)
+        const later = !nftRoutes(nft) && !nftRoutes(this.nftRouting);
         const report = await this.reconciler.reconcile({
           addresses: net.addresses.map((a) => ({ index: a.ifindex, address: a.address, prefixLen: a.prefixLen, ...(a.broadcast ? { broadcast: a.broadcast } : {}) })),
           routes: net.routes,
           rules,
-          nft: await this.desiredNft(now),
+          nft: later ? 'keep' : nft,
         });
+        if (!later) this.nftRouting = nft;
         for (const e of report.errors) this.log.warn(`kernel: ${e.message}`);
         for (const c of report.conflicts) this.log.warn(`kernel: route ${c.desired.dst}/${c.desired.dstLen} table ${c.desired.table} metric ${c.desired.priority} is taken by a foreign route (proto ${c.foreign.protocol}): left alone`);
         if (!report.unchanged) this.log.debug(`kernel: ${JSON.stringify({ addresses: report.addresses, routes: report.routes, rules: report.rules })}`);
@@ -703,6 +710,20 @@ export class Netsessiond {
         // and sessions learn of changes only now that the kernel routes them
         if (!this.reconcileAgain) this.sessionApi?.publish(this.unpublished.splice(0));
         if (!this.reconcileAgain) this.pruneCounters();
+        if (later) {
+          try {
+            await this.reconciler.reconcileNft(nft);
+            this.nftRouting = nft;
+          } catch (e) {
+            this.log.warn(`kernel: session counters: ${(e as Error).message}`);
+            if (!this.reconcileRetry && !this.stopping) {
+              this.reconcileRetry = setTimeout(() => {
+                this.reconcileRetry = undefined;
+                this.scheduleReconcile();
+              }, RECONCILE_RETRY_MS);
+            }
+          }
+        }
       } while (this.reconcileAgain && !this.stopping);
     } catch (e) {
       this.log.error(`reconcile failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);

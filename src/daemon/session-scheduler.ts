@@ -101,6 +101,13 @@ export class SessionScheduler {
         if (packets > prev || (packets < prev && packets > 0)) this.lastTraffic.set(marker, now);
         this.seen.set(marker, packets);
       }
+      // counters that vanished were made again (our table was replaced): what they had seen
+      // since the last sample is unknown, so it counts as traffic (never idle too early)
+      for (const marker of this.seen.keys()) {
+        if (counters.has(marker) || this.seen.get(marker) === 0) continue;
+        this.seen.set(marker, 0);
+        this.lastTraffic.set(marker, now);
+      }
       const v = idleSessions(this.hooks.host.state, this.hooks.engine(), this.lastTraffic, now);
       if (v.idle.length > 0) {
         this.hooks.log.info(`sessions idle, their service may go: ${v.idle.join(' ')}`);

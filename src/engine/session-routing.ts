@@ -280,12 +280,17 @@ export function sessionNft(sessions: SessionsState, input: SessionNftInput): Nft
   // session changes nothing here (no nft run before its first Update); the daemon removes the
   // elements of ended sessions (sessionCounterCleanup)
   output.push(`${session} ct mark set meta mark`, `${session} update @session_tx { meta mark counter }`);
-  const nat: string[] = [];
+  // the uplinks' addresses are map elements, not rule text: an address that comes or goes
+  // changes elements, not the table (a new table would start the counters again)
+  const snat4: (readonly [string, string])[] = [];
+  const snat6: (readonly [string, string])[] = [];
   for (const s of input.sources) {
     if (!/^[A-Za-z0-9_.-]{1,15}$/.test(s.ifname)) continue;
-    if (s.ipv4) nat.push(`${session} oifname "${s.ifname}" ip saddr != ${s.ipv4} snat ip to ${s.ipv4}`);
-    if (s.ipv6) nat.push(`${session} oifname "${s.ifname}" ip6 saddr != ${s.ipv6} snat ip6 to ${s.ipv6}`);
+    if (s.ipv4 && /^[0-9.]+$/.test(s.ipv4)) snat4.push([s.ifname, s.ipv4]);
+    if (s.ipv6 && /^[0-9a-f:]+$/i.test(s.ipv6)) snat6.push([s.ifname, s.ipv6]);
   }
+  // a socket with SO_MARK already has the uplink's address: SNAT to the same address is a no-op
+  const nat = [`${session} snat ip to oifname map @snat4`, `${session} snat ip6 to oifname map @snat6`];
   const chains: NftTableModel['chains'][number][] = [
     { name: 'session_route', base: { type: 'route', hook: 'output', priority: 'mangle' }, rules: output },
     { name: 'session_count_in', base: { type: 'filter', hook: 'input', priority: 'filter' }, rules: [`ct mark & 0x${SESSION_BIT.toString(16)} == 0x${SESSION_BIT.toString(16)} update @session_rx { ct mark counter }`] },
@@ -308,7 +313,11 @@ export function sessionNft(sessions: SessionsState, input: SessionNftInput): Nft
       { name: 'session_rx', type: { type: 'mark' }, flags: ['dynamic'], elements: [] },
       { name: 'policy_uids', type: { type: 'uid' }, elements: uids },
     ],
-    maps: [{ name: 'gid_marker', type: { type: 'gid : mark' }, elements: [...gids].sort((a, b) => a[0] - b[0]).map(([g, s]) => [g, s.marker] as const) }],
+    maps: [
+      { name: 'gid_marker', type: { type: 'gid : mark' }, elements: [...gids].sort((a, b) => a[0] - b[0]).map(([g, s]) => [g, s.marker] as const) },
+      { name: 'snat4', type: { type: 'ifname : ipv4_addr' }, elements: snat4.sort((a, b) => (a[0] < b[0] ? -1 : 1)) },
+      { name: 'snat6', type: { type: 'ifname : ipv6_addr' }, elements: snat6.sort((a, b) => (a[0] < b[0] ? -1 : 1)) },
+    ],
     counters: [],
     chains,
   };
@@ -325,4 +334,16 @@ export function sessionCounterCleanup(family: string, table: string, markers: re
   const lines: string[] = [];
   for (const set of ['session_tx', 'session_rx']) lines.push(`add element ${family} ${table} ${set} { ${list} }`, `delete element ${family} ${table} ${set} { ${list} }`);
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * Whether a session table changes where traffic goes (marking by group or cgroup, the
+ * emergency filter), as opposed to only counting it: a table that only counts can be
+ * applied after the sessions were told, off the path of their first Update.
+ */
+export function nftRoutes(m: NftTableModel | undefined): boolean {
+  if (!m) return false;
+  if (m.chains.some((c) => c.name === 'emergency')) return true;
+  if (m.maps.some((x) => x.name === 'gid_marker' && x.elements.length > 0)) return true;
+  return m.chains.some((c) => c.rules.some((r) => r.includes('socket cgroupv2')));
 }

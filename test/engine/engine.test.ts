@@ -173,7 +173,8 @@ test('session nft model: gid marking, SNAT for re-routed traffic, counters, emer
   const text = renderReplace(m);
   assert.match(text, /meta skgid map @gid_marker/);
   assert.match(text, /add element inet netsession gid_marker \{ 100 : 1073741825 \}/);
-  assert.match(text, /oifname "eth0" ip saddr != 192\.0\.2\.10 snat ip to 192\.0\.2\.10/);
+  assert.match(text, /snat ip to oifname map @snat4/);
+  assert.match(text, /add element inet netsession snat4 \{ "eth0" : "192\.0\.2\.10" \}/);
   assert.match(text, /oifname \{ "eth0", "eth1" \} meta skuid != \{ 0 \} meta mark != 1073741825 drop/);
   // counters: dynamic sets filled by the packet path, no element per session
   assert.match(text, /update @session_tx \{ meta mark counter \}/);

@@ -58,7 +58,7 @@ test('sessionNft: a rule per existing cgroup, level = depth, path relative to th
   assert.ok(rules.indexOf(rules.find((r) => r.includes('cgroupv2'))!) < rules.indexOf('meta mark & 0x40000000 == 0x40000000 update @session_tx { meta mark counter }'));
   // and it is source-NATed like gid-marked traffic
   const m = sessionNft(st, input({ cgroups: [{ path: '/app.slice/b.service', id: '310' }] }))!;
-  assert.match(renderReplace(m), /oifname "eth0" ip saddr != 192\.0\.2\.10 snat ip to 192\.0\.2\.10/);
+  assert.match(renderReplace(m), /add element inet netsession snat4 \{ "eth0" : "192\.0\.2\.10" \}/);
   // no cgroup exists (or the shell knows none): no cgroup rule at all
   assert.equal(routeChain(st).some((r) => r.includes('cgroupv2')), false);
   assert.equal(routeChain(st, { cgroups: [] }).some((r) => r.includes('cgroupv2')), false);

@@ -20,8 +20,8 @@ export interface DesiredKernelState {
   addresses?: readonly AddressSpec[];
   routes: readonly Route[];
   rules: readonly Rule[];
-  /** our nft table; undefined removes it */
-  nft?: NftTableModel;
+  /** our nft table; undefined removes it; 'keep' leaves it for a later reconcileNft() */
+  nft?: NftTableModel | 'keep';
 }
 
 export interface ReconcileReport {
@@ -56,7 +56,7 @@ export class Reconciler {
   }
 
   private async run(desired: DesiredKernelState): Promise<ReconcileReport> {
-    if (desired.nft && (desired.nft.family !== this.ownership.nftTable.family || desired.nft.name !== this.ownership.nftTable.name)) {
+    if (desired.nft && desired.nft !== 'keep' && (desired.nft.family !== this.ownership.nftTable.family || desired.nft.name !== this.ownership.nftTable.name)) {
       throw new RangeError(`desired nft table ${desired.nft.family} ${desired.nft.name} is not ours`);
     }
     await this.mirror.settle();
@@ -76,7 +76,7 @@ export class Reconciler {
     const phases: (RtOp[] | 'nft')[] = [plan.addressAdds, plan.routeAdds, plan.ruleAdds, 'nft', plan.ruleDels, plan.routeDels, plan.addressDels];
     for (const phase of phases) {
       if (phase === 'nft') {
-        report.nft = await this.applyNft(desired.nft);
+        if (desired.nft !== 'keep') report.nft = await this.applyNft(desired.nft);
         continue;
       }
       if (phase.length === 0) continue;
@@ -98,6 +98,16 @@ export class Reconciler {
     const changes = plan.addressAdds.length + plan.addressDels.length + plan.routeAdds.length + plan.ruleAdds.length + plan.ruleDels.length + plan.routeDels.length;
     report.unchanged = changes === 0 && report.nft === 'none';
     return report;
+  }
+
+  /** Only the nft table (serialised with reconcile): for changes nothing waits for. */
+  reconcileNft(desired: NftTableModel | undefined): Promise<ReconcileReport['nft']> {
+    if (desired && (desired.family !== this.ownership.nftTable.family || desired.name !== this.ownership.nftTable.name)) {
+      return Promise.reject(new RangeError(`desired nft table ${desired.family} ${desired.name} is not ours`));
+    }
+    const run = this.queue.then(() => this.applyNft(desired));
+    this.queue = run.catch(() => undefined);
+    return run;
   }
 
   private async applyNft(desired: NftTableModel | undefined): Promise<ReconcileReport['nft']> {
