@@ -101,7 +101,7 @@ export class SessionApi {
           const r = this.ctl.create(sender, notifier, request, identity);
           if ('name' in r) fail(r);
           const s = r as Session;
-          this.tree.add(s.path, this.sessionInterface(s.path));
+          this.tree.add(s.path, this.sessionIface);
           return [s.path];
         },
       },
@@ -126,7 +126,10 @@ export class SessionApi {
     return s;
   }
 
-  private sessionInterface(path: string): InterfaceSpec {
+  /** One spec for every session object (the path comes with the call): 10,000 sessions need no 10,000 sets of handlers. */
+  private readonly sessionIface: InterfaceSpec = this.makeSessionInterface();
+
+  private makeSessionInterface(): InterfaceSpec {
     const check = (e: CommandError | undefined): [] => {
       if (e) fail(e);
       return [];
@@ -137,7 +140,8 @@ export class SessionApi {
         Destroy: {
           in: '',
           out: '',
-          handler: ({ sender }) => {
+          handler: ({ sender, msg }) => {
+            const path = msg.path;
             this.owned(path, sender);
             this.ctl.destroy(path);
             return [];
@@ -146,7 +150,8 @@ export class SessionApi {
         Connect: {
           in: '',
           out: '',
-          handler: ({ sender }) => {
+          handler: ({ sender, msg }) => {
+            const path = msg.path;
             this.owned(path, sender);
             return check(this.ctl.connect(path));
           },
@@ -154,7 +159,8 @@ export class SessionApi {
         Disconnect: {
           in: '',
           out: '',
-          handler: ({ sender }) => {
+          handler: ({ sender, msg }) => {
+            const path = msg.path;
             this.owned(path, sender);
             return check(this.ctl.disconnect(path));
           },
@@ -163,7 +169,8 @@ export class SessionApi {
           in: 'sv',
           out: '',
           argNames: ['name', 'value'],
-          handler: ({ sender, args }) => {
+          handler: ({ sender, msg, args }) => {
+            const path = msg.path;
             const s = this.owned(path, sender);
             return check(this.ctl.change(path, applySetting(s.request, String(args[0]), args[1], false)));
           },
