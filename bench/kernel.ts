@@ -5,7 +5,7 @@
 // Runs in its own network namespace (nsb-<pid>), removed at the end.
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { cpus } from 'node:os';
+import { cpus, release } from 'node:os';
 import { type KernelMirror, openKernelMirror } from '../src/kernel/kernel-mirror.ts';
 import { AF_INET } from '../src/kernel/netlink/constants.ts';
 import { Nft } from '../src/kernel/nft/nft.ts';
@@ -43,6 +43,8 @@ async function ipBatchTimed(lines: string): Promise<number> {
 async function main(): Promise<void> {
   spawnSync('ip', ['netns', 'add', NS]);
   const results: Record<string, number | string> = {};
+  /** raw samples of the latency figures (for the report's distribution charts) */
+  const samples: Record<string, { netsession: number[] }> = {};
   let mirror: KernelMirror | undefined;
   let rtnl: Rtnetlink | undefined;
   try {
@@ -177,6 +179,8 @@ async function main(): Promise<void> {
     results['event.netlink.p99.ms'] = pct(lat, 99);
     results['event.ip_batch.p50.ms'] = pct(latIp, 50);
     results['event.ip_batch.p99.ms'] = pct(latIp, 99);
+    samples['change → mirror, our netlink change (ms)'] = { netsession: lat.map((x) => +x.toFixed(4)) };
+    samples['change → mirror, foreign ip -batch line (ms)'] = { netsession: latIp.map((x) => +x.toFixed(4)) };
   } finally {
     mirror?.close();
     rtnl?.close();
@@ -197,7 +201,29 @@ async function main(): Promise<void> {
   console.log(`| change → mirror, our netlink change (ms) | p50 ${f(r['event.netlink.p50.ms']!)}, p99 ${f(r['event.netlink.p99.ms']!)} | | | p99 ≤ 2 ms: ${goal(r['event.netlink.p99.ms']! <= 2)} |`);
   console.log(`| change → mirror, foreign ip -batch line (ms) | p50 ${f(r['event.ip_batch.p50.ms']!)}, p99 ${f(r['event.ip_batch.p99.ms']!)} | | | |`);
   console.log('');
-  console.log(JSON.stringify(results));
+  // the reference is iproute2 (`ip`), not ConnMan: the figures' second value is named `ip`
+  const vsIp = (netsession: number | undefined, ipRef: number | undefined): { netsession: number | null; ip: number | null } => ({ netsession: netsession ?? null, ip: ipRef ?? null });
+  const fig = (netsession: number | undefined): { netsession: number | null } => ({ netsession: netsession ?? null });
+  const json = {
+    bench: 'kernel',
+    machine: { cpus: cpus().length, model: cpus()[0]?.model, kernel: release(), node: process.version },
+    runs: RUNS,
+    figures: {
+      [`dump ${r['dump.routes']} IPv4 routes (ms)`]: vsIp(r['dump.ours.ms'], r['dump.ip_json.ms']),
+      'add 1000 rules + 1000 routes (ms)': vsIp(r['apply.ours.add.ms'], r['apply.ip_batch.add.ms']),
+      'delete 1000 rules + 1000 routes (ms)': vsIp(r['apply.ours.del.ms'], r['apply.ip_batch.del.ms']),
+      'reconcile 2000 objects, up (ms)': fig(r['reconcile.2000.up.ms']),
+      'reconcile 2000 objects, no-op (ms)': fig(r['reconcile.2000.noop.ms']),
+      'reconcile 2000 objects, down (ms)': fig(r['reconcile.2000.down.ms']),
+      'change → mirror, our netlink change, p50 (ms)': fig(r['event.netlink.p50.ms']),
+      'change → mirror, our netlink change, p99 (ms)': fig(r['event.netlink.p99.ms']),
+      'change → mirror, foreign ip -batch line, p50 (ms)': fig(r['event.ip_batch.p50.ms']),
+      'change → mirror, foreign ip -batch line, p99 (ms)': fig(r['event.ip_batch.p99.ms']),
+    },
+    results,
+    samples,
+  };
+  console.log(JSON.stringify(json));
 }
 
 await main();

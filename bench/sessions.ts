@@ -345,9 +345,18 @@ function summarize(sessions: BenchSession[], n: number, t0: number, capped: bool
 
 /**
  * n sessions over the given connections (round robin), `window` creations in flight (a
- * creation is in flight until its first Update or its error), at most capMs.
+ * creation is in flight until its first Update or its error), at most capMs. `progress` is
+ * told each time one is done (how many are, ms since the first call).
  */
-async function createMany(hub: SessionHub, conns: BenchConn[], n: number, make: (i: number) => { settings: Settings; notifier: string }, window: number, capMs: number): Promise<CreateBatch> {
+async function createMany(
+  hub: SessionHub,
+  conns: BenchConn[],
+  n: number,
+  make: (i: number) => { settings: Settings; notifier: string },
+  window: number,
+  capMs: number,
+  progress?: (done: number, elapsedMs: number) => void,
+): Promise<CreateBatch> {
   const sessions: BenchSession[] = [];
   const t0 = performance.now();
   const deadline = t0 + capMs;
@@ -361,6 +370,7 @@ async function createMany(hub: SessionHub, conns: BenchConn[], n: number, make: 
   };
   hub.onDone = () => {
     done++;
+    progress?.(done, performance.now() - t0);
     if (next < n && performance.now() < deadline) send();
   };
   try {
@@ -666,7 +676,13 @@ interface CResult {
   tcpUplink: string;
   tcp1?: TcpFigure;
   rssBeforeKiB?: number | undefined;
-  many?: Omit<CreateBatch, 'sessions'> & { rssWithKiB: number | undefined; onUplink: number; rate: number | undefined };
+  many?: Omit<CreateBatch, 'sessions'> & {
+    rssWithKiB: number | undefined;
+    onUplink: number;
+    rate: number | undefined;
+    /** while they were being created, every MANY/20 done: how many, ms since the first call, daemon RSS (not settled) */
+    progress: { n: number; ms: number; rssKiB: number | undefined }[];
+  };
   /** through a session created after the many (the figure) */
   tcpMany?: TcpFigure;
   /** through the first session, with the many held (one run) */
@@ -704,13 +720,18 @@ async function scenarioC(kind: Kind, res: CResult): Promise<void> {
   const conns = await hub.connectMany(Math.ceil(MANY / PER_CONN));
   await settle(r.pid, 10_000);
   res.rssBeforeKiB = rssKiB(r.pid);
-  const many = await createMany(hub, conns, MANY, (i) => ({ settings: settings({ AllowedInterface: T }), notifier: `/bench/many/s${i}` }), MANY_WINDOW, CAP_S * 1000);
+  const progress: { n: number; ms: number; rssKiB: number | undefined }[] = [];
+  const every = Math.max(1, Math.floor(MANY / 20));
+  const probe = (done: number, elapsedMs: number): void => {
+    if (done % every === 0) progress.push({ n: done, ms: +elapsedMs.toFixed(1), rssKiB: rssKiB(r.pid) });
+  };
+  const many = await createMany(hub, conns, MANY, (i) => ({ settings: settings({ AllowedInterface: T }), notifier: `/bench/many/s${i}` }), MANY_WINDOW, CAP_S * 1000, probe);
   const doneAt = Math.max(...many.sessions.map((s) => s.tFirst ?? s.tReply ?? 0));
   const t0 = Math.min(...many.sessions.map((s) => s.t0));
   await settle(r.pid, 60_000);
   checkAlive(r);
   const onUplink = many.sessions.filter((s) => s.iface === T && SESSION_UP.has(s.state ?? '')).length;
-  res.many = { ...strip(many), rssWithKiB: rssKiB(r.pid), onUplink, rate: many.firstUpdates > 0 ? many.firstUpdates / ((doneAt - t0) / 1000) : undefined };
+  res.many = { ...strip(many), rssWithKiB: rssKiB(r.pid), onUplink, rate: many.firstUpdates > 0 ? many.firstUpdates / ((doneAt - t0) / 1000) : undefined, progress };
   if (PROFILE && kind === 'netsession') await heapSnapshot(r);
 
   // 9. TCP again: through a session created now, and through the first one

@@ -33,4 +33,6 @@ fi
 if [ ! -d node_modules ] || ! npm ls >/dev/null 2>&1; then
   npm install --no-audit --no-fund
 fi
+# the daemon runs compiled (bin/netsessiond.js falls back to tsx while dist/ is missing or stale)
+npm run --silent build
 echo "setup: ok" >&2
