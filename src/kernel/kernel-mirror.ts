@@ -36,15 +36,19 @@ export interface MirrorStats {
   events: number;
   overflows: number;
   resyncs: number;
+  /** changes found by a resync that no event had told (lost to ENOBUFS, or silent flushes): told afterwards */
+  missed: number;
 }
 
 type Listener = (ev: RtEvent) => void;
 
 const MAX_DATAGRAMS_PER_TURN = 256;
+/** after an overflow, at most this many queued datagrams are dropped at once */
+const MAX_DISCARD = 1 << 20;
 
 export class KernelMirror {
   readonly state = new ObservedState();
-  readonly stats: MirrorStats = { events: 0, overflows: 0, resyncs: 0 };
+  readonly stats: MirrorStats = { events: 0, overflows: 0, resyncs: 0, missed: 0 };
   /** Resolves once the initial dump is complete; until then the mirror is not authoritative. */
   readonly ready: Promise<void>;
   readonly rtnl: Rtnetlink;
@@ -132,7 +136,10 @@ export class KernelMirror {
       if (r.kind === 'error') {
         if (r.errno === ENOBUFS) {
           this.stats.overflows++;
-          this.warn('rtnetlink event queue overflowed (ENOBUFS): dumping again');
+          // what is still queued is older than the dump about to start: replayed over it, a
+          // lost part of a sequence (an object added, then deleted) would leave a ghost
+          const dropped = this.discardQueued();
+          this.warn(`rtnetlink event queue overflowed (ENOBUFS): dumping again${dropped > 0 ? ` (${dropped} queued messages older than the dump dropped)` : ''}`);
           void this.resync(ALL_CLASSES);
         } else {
           this.warn(`rtnetlink monitor: ${errnoName(r.errno)}`);
@@ -147,12 +154,26 @@ export class KernelMirror {
     return true;
   }
 
+  /** Reads and drops every queued datagram (bounded: a kernel that never stops talking cannot hold us here). */
+  private discardQueued(): number {
+    let n = 0;
+    for (; n < MAX_DISCARD; n++) {
+      const r = this.mon.recv(this.rbuf);
+      if (r.kind === 'empty' || (r.kind === 'error' && r.errno !== ENOBUFS)) break;
+    }
+    return n;
+  }
+
   private dispatch(ev: RtEvent): void {
     this.stats.events++;
     const before = ev.kind === 'link' ? this.state.links.get(ev.link.index) : undefined;
     this.state.apply(ev);
     this.buffering.get(classOf(ev))?.push(ev);
     if (this.flushesIpv4Routes(ev, before?.up)) this.scheduleFlushResync();
+    this.notify(ev);
+  }
+
+  private notify(ev: RtEvent): void {
     for (const l of this.listeners) {
       try {
         l(ev);
@@ -198,11 +219,21 @@ export class KernelMirror {
       try {
         const dumps: DumpedObjects[] = [];
         for (const c of classes) dumps.push(await this.dumpClass(c));
+        // what the listeners were not told (events lost to ENOBUFS, silent flushes) is told
+        // now, as events, once every class is up to date: a listener that keeps its own view
+        // (the daemon's idea of an uplink's carrier) must not stay behind the mirror
+        const missed: RtEvent[] = [];
         for (const d of dumps) {
           const seen = this.buffering.get(d.cls) ?? [];
+          const before = this.complete ? this.state.classObjects(d.cls) : undefined;
           this.state.replace(d);
           // events since the dump began are newer than or equal to what it saw: replay in order
           for (const ev of seen) this.state.apply(ev);
+          if (before) missed.push(...this.state.changesSince(d.cls, before));
+        }
+        if (missed.length > 0 && this.complete) {
+          this.stats.missed += missed.length;
+          for (const ev of missed) this.notify(ev);
         }
       } catch (e) {
         if (this.closed) return;

@@ -97,6 +97,40 @@ export class ObservedState {
     }
   }
 
+  /**
+   * The objects of one class as they are now (a copy), to compare with after a resync: see
+   * changesSince().
+   */
+  classObjects(cls: ObjectClass): Map<string, ClassObject> {
+    const out = new Map<string, ClassObject>();
+    if (cls === 'link') {
+      for (const [k, l] of this.links) out.set(String(k), l);
+      return out;
+    }
+    const fam = familyOfClass(cls);
+    const from: Map<string, Address | Route | Rule> = cls.startsWith('address') ? this.addresses : cls.startsWith('route') ? this.routes : this.rules;
+    for (const [k, o] of from) if (o.family === fam) out.set(k, o);
+    return out;
+  }
+
+  /**
+   * What changed in one class since `before` (taken with classObjects()) as the events that
+   * would have told it: an object that went is a 'del', one that came or changed a 'new'.
+   * After a resync these are the changes whose notifications were lost (ENOBUFS) or never
+   * sent (silent flushes). Lifetimes and expiry timers, which tick on their own, do not count
+   * as changes.
+   */
+  changesSince(cls: ObjectClass, before: ReadonlyMap<string, ClassObject>): RtEvent[] {
+    const now = this.classObjects(cls);
+    const out: RtEvent[] = [];
+    for (const [k, o] of before) if (!now.has(k)) out.push(eventOf(cls, 'del', o));
+    for (const [k, o] of now) {
+      const old = before.get(k);
+      if (old === undefined || !sameObject(old, o)) out.push(eventOf(cls, 'new', o));
+    }
+    return out;
+  }
+
   counts(): { links: number; addresses: number; routes: number; rules: number } {
     return { links: this.links.size, addresses: this.addresses.size, routes: this.routes.size, rules: this.rules.size };
   }
@@ -117,6 +151,32 @@ export class ObservedState {
   rulesOf(family?: Family): Rule[] {
     return [...this.rules.values()].filter((r) => family === undefined || r.family === family).sort((a, b) => a.priority - b.priority);
   }
+}
+
+export type ClassObject = Link | Address | Route | Rule;
+
+function eventOf(cls: ObjectClass, op: 'new' | 'del', o: ClassObject): RtEvent {
+  if (cls === 'link') return { kind: 'link', op, link: o as Link };
+  if (cls.startsWith('address')) return { kind: 'address', op, address: o as Address };
+  if (cls.startsWith('route')) return { kind: 'route', op, route: o as Route, replace: false };
+  return { kind: 'rule', op, rule: o as Rule };
+}
+
+/** fields that change by themselves as time passes */
+const TICKING = new Set(['validLifetime', 'preferredLifetime', 'expires']);
+
+function sameObject(a: ClassObject, b: ClassObject): boolean {
+  if (a === b) return true;
+  const x = a as unknown as Record<string, unknown>;
+  const y = b as unknown as Record<string, unknown>;
+  for (const k of new Set([...Object.keys(x), ...Object.keys(y)])) {
+    if (TICKING.has(k)) continue;
+    const u = x[k];
+    const v = y[k];
+    if (u === v) continue;
+    if (typeof u !== 'object' || typeof v !== 'object' || u === null || v === null || JSON.stringify(u) !== JSON.stringify(v)) return false;
+  }
+  return true;
 }
 
 function replaceWhere<T extends { family: Family }>(map: Map<string, T>, family: Family, objects: T[], key: (o: T) => string): void {

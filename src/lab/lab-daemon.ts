@@ -20,6 +20,13 @@ export interface LabDaemonSpec {
   /** extra lines for the [netsession] group */
   netsession?: string[];
   args?: string[];
+  /**
+   * a command the daemon is started through, put between `ip netns exec <device>` and the
+   * daemon's own argv (which it gets as its arguments); it must exec them in place, so the
+   * pid stays the daemon's: e.g. `unshare -m --propagation private sh -c '<mounts> && exec "$@"' sh`
+   * (the fault tests give the daemon a read-only or full state directory that way)
+   */
+  wrap?: string[];
 }
 
 export interface LabDaemonInfo {
@@ -65,13 +72,18 @@ export function daemonPid(t: Topology): number | undefined {
   return pid !== undefined && isOurs(pid, { comm: NODE_COMM, marker: `${t.dir}/` }) ? pid : undefined;
 }
 
-async function ownsBusName(t: Topology, name: string): Promise<boolean> {
+/**
+ * Whether process `pid` owns `name` on the lab's bus. Asking for the owner's pid, not only
+ * whether the name has one: right after a SIGKILL the bus may not have noticed yet that the
+ * old daemon's connection is gone, and its name would pass for the new daemon's.
+ */
+async function ownsBusName(t: Topology, name: string, pid: number): Promise<boolean> {
   const r = await run(
     'dbus-send',
-    [`--bus=${t.bus.address}`, '--print-reply', '--dest=org.freedesktop.DBus', '/', 'org.freedesktop.DBus.NameHasOwner', `string:${name}`],
+    [`--bus=${t.bus.address}`, '--print-reply', '--dest=org.freedesktop.DBus', '/', 'org.freedesktop.DBus.GetConnectionUnixProcessID', `string:${name}`],
     { check: false },
   );
-  return /boolean true/.test(r.stdout);
+  return new RegExp(`uint32 ${pid}\\b`).test(r.stdout);
 }
 
 /** Starts netsessiond in the lab's device namespace and waits until it owns net.connman. */
@@ -82,6 +94,7 @@ export async function startLabDaemon(t: Topology, spec: LabDaemonSpec = {}, env:
   const pid = spawnDetached({
     argv: [
       'ip', 'netns', 'exec', t.device.netns,
+      ...(spec.wrap ?? []),
       process.execPath, DAEMON_BIN,
       '--config', f.config,
       '--state-dir', f.stateDir,
@@ -97,7 +110,7 @@ export async function startLabDaemon(t: Topology, spec: LabDaemonSpec = {}, env:
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
     if (!isRunning(pid)) throw new Error(`netsessiond exited at start; see ${f.log}:\n${tailOf(f.log)}`);
-    if (await ownsBusName(t, 'net.connman')) return { pid, ...f };
+    if (await ownsBusName(t, 'net.connman', pid)) return { pid, ...f };
     await sleep(25);
   }
   throw new Error(`netsessiond did not take net.connman within 15 s; see ${f.log}`);
