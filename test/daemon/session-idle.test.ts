@@ -24,7 +24,9 @@ describe('session idle timeout', { skip }, () => {
   let lab: LabInfo;
   let app: App;
   let client: ConnmanClient;
-  let periodicAt = 0;
+  // what /periodic went through, recorded as it happens: the attempt may fall while the other
+  // tests run, and be over (the uplink idle again) before the last test looks
+  const periodic: { state: unknown; at: number; eth2?: unknown }[] = [];
   const serviceState = async (ifname = 'eth1'): Promise<unknown> => {
     const tb = new TestBus(lab.bus.address);
     try {
@@ -53,7 +55,11 @@ describe('session idle timeout', { skip }, () => {
     // a session that never calls Connect(): only its periodic attempts bring eth2 up (checked last)
     await app.create('/periodic', { AllowedInterface: new V('s', 'eth2'), PeriodicConnect: new V('u', 1), IdleTimeout: new V('u', 2) });
     app.onUpdate = (notifier, u) => {
-      if (notifier === '/periodic' && u.State === 'online' && periodicAt === 0) periodicAt = Date.now();
+      if (notifier !== '/periodic' || u.State === undefined) return;
+      const seen: { state: unknown; at: number; eth2?: unknown } = { state: u.State, at: Date.now() };
+      periodic.push(seen);
+      // the service itself, asked at once (it stays up for the 2 s IdleTimeout)
+      if (u.State === 'online') void serviceState('eth2').then((s) => { seen.eth2 = s; }, (e: unknown) => { seen.eth2 = String(e); });
     };
   });
   after(async () => {
@@ -115,13 +121,22 @@ describe('session idle timeout', { skip }, () => {
   });
 
   test('PeriodicConnect: an attempt on the minute brings the uplink up for a session that never called Connect()', { timeout: 90_000 }, async () => {
-    await waitFor('a periodic attempt', async () => periodicAt > 0, 70_000, 50);
+    const online = () => periodic.find((e) => e.state === 'online');
+    const after = () => {
+      const on = online();
+      return on && periodic.find((e) => e.at >= on.at && e.state === 'disconnected');
+    };
+    await waitFor('a periodic attempt and its end', async () => after() !== undefined, 80_000, 50);
+    const on = online();
+    const off = after();
+    assert.ok(on && off);
     // attempts fall on clock multiples of the period: DHCP and the online check take a moment
-    const intoMinute = periodicAt % 60_000;
+    const intoMinute = on.at % 60_000;
     assert.ok(intoMinute < 10_000, `online ${intoMinute} ms after the minute`);
-    assert.equal(await serviceState('eth2'), 'online');
-    // nobody uses it: after IdleTimeout it goes again, until the next attempt
-    await waitFor('idle after the attempt', async () => app.view('/periodic').State === 'disconnected', 8000);
+    await waitFor('eth2 state seen at the attempt', async () => on.eth2 !== undefined, 2000);
+    assert.equal(on.eth2, 'online');
+    // nobody uses it: after IdleTimeout (2 s) it goes again, until the next attempt
+    assert.ok(off.at - on.at >= 1900, `idle ${off.at - on.at} ms after coming up, the timeout is 2 s`);
     await waitFor('eth2 offline', async () => (await serviceState('eth2')) === 'idle', 3000);
   });
 });
