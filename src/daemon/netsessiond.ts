@@ -7,6 +7,7 @@ import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 
 import { dirname, join } from 'node:path';
 import dbus, { type MessageBus } from 'dbus-next';
 import { ConnmanApi } from '../api/connman/connman-api.ts';
+import { useWireEncoder } from '../api/bus/wire-encoder.ts';
 import { type SessionController, SessionApi } from '../api/connman/session.ts';
 import { reassign, sessionDemand } from '../engine/sessions.ts';
 import { cgroupPolicyPaths, nftRoutes, sessionCounterCleanup, sessionNft, sessionRules } from '../engine/session-routing.ts';
@@ -102,6 +103,7 @@ export class Netsessiond {
   private readonly counterNft = new Nft();
   private readonly unpublished: { session: Session; byDaemon: boolean }[] = [];
   private sessionsTimer: NodeJS.Immediate | undefined;
+  private flushQueued = false;
   private readonly ipv6Profiles = new Map<number, 'auto' | 'manual' | 'off'>();
   private readonly solicited = new Map<number, NodeJS.Timeout>();
   private readonly linkRequests = new Set<number>();
@@ -219,6 +221,8 @@ export class Netsessiond {
     };
     const address = this.opts.busAddress ?? process.env.DBUS_SYSTEM_BUS_ADDRESS ?? 'unix:path=/run/dbus/system_bus_socket';
     const bus = dbus.sessionBus({ busAddress: address });
+    // our own marshalling for everything we send (Updates to thousands of sessions above all)
+    useWireEncoder(bus);
     // dbus-next never settles its calls on a bus it cannot reach: wait for the handshake first
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`D-Bus ${address}: no answer within 5 s`)), 5000);
@@ -239,6 +243,8 @@ export class Netsessiond {
     this.api = new ConnmanApi(this.bus, controller, {
       busName: this.opts.busName,
       onInternalError: (e) => this.log.error(`D-Bus handler failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`),
+      // a session a call created or changed goes on at once, right behind the call's reply
+      afterReply: () => this.flushSessionsSoon(),
     });
     const sessionCtl: SessionController = {
       sessions: () => this.sessions.state,
@@ -368,13 +374,28 @@ export class Netsessiond {
       this.syncSessions(this.pendingRemoved.splice(0));
       return;
     }
-    // after the method's reply: ConnMan answers CreateSession before the first Update
+    // after the method's reply (ConnMan answers CreateSession before the first Update): the
+    // dispatcher flushes right behind it; changes no call made wait for the next turn
     if (this.sessionsTimer) return;
-    this.sessionsTimer = setImmediate(() => {
-      this.sessionsTimer = undefined;
-      this.syncSessions(this.pendingRemoved.splice(0));
-      this.scheduleReconcile();
+    this.sessionsTimer = setImmediate(() => this.flushSessions());
+  }
+
+  /** A microtask away: replies to calls read in the same batch all go first, and one sync serves them all. */
+  private flushSessionsSoon(): void {
+    if (!this.sessionsTimer || this.flushQueued) return;
+    this.flushQueued = true;
+    queueMicrotask(() => {
+      this.flushQueued = false;
+      this.flushSessions();
     });
+  }
+
+  private flushSessions(): void {
+    if (!this.sessionsTimer) return;
+    clearImmediate(this.sessionsTimer);
+    this.sessionsTimer = undefined;
+    this.syncSessions(this.pendingRemoved.splice(0));
+    this.scheduleReconcile();
   }
 
   /** Sessions follow services; services follow what active sessions ask for. */

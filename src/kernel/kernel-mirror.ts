@@ -65,6 +65,10 @@ export class KernelMirror {
   private readonly wanted = new Set<ObjectClass>();
   private running: Promise<void> | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
+  /** settle() already dumped for the pending flush timer (which dumps once more when it fires) */
+  private flushDumpedEarly = false;
+  /** when the pending flush timer was first armed */
+  private flushFirstAt = 0;
   private pumping = false;
 
   private constructor(opts: KernelMirrorOptions) {
@@ -192,11 +196,21 @@ export class KernelMirror {
   private scheduleFlushResync(): void {
     // a flush seen while route4 is being dumped may postdate the dump: dump once more
     if (this.buffering.has('route4')) this.wanted.add('route4');
-    if (this.flushTimer || this.closed) return;
+    if (this.closed) return;
+    // this flush is new to whoever settles next
+    this.flushDumpedEarly = false;
+    const delay = this.opts.flushResyncDelayMs ?? 20;
+    const now = performance.now();
+    if (this.flushTimer) {
+      // the last dump must come after the last flush; a storm of them defers it only so long
+      if (now - this.flushFirstAt > 5 * delay) return;
+      clearTimeout(this.flushTimer);
+    } else this.flushFirstAt = now;
     this.flushTimer = setTimeout(() => {
       this.flushTimer = undefined;
+      this.flushDumpedEarly = false;
       void this.resync(['route4']);
-    }, this.opts.flushResyncDelayMs ?? 20);
+    }, delay);
   }
 
   /** Dumps `classes` again and merges them with the events seen meanwhile. Coalesces overlapping calls. */
@@ -274,9 +288,11 @@ export class KernelMirror {
       while (this.drain(MAX_DATAGRAMS_PER_TURN)) {
         /* read everything queued */
       }
-      if (this.flushTimer) {
-        clearTimeout(this.flushTimer);
-        this.flushTimer = undefined;
+      // whoever waits gets a dump now; the timer still dumps again: the kernel sends the
+      // event (an address deleted) before it flushes the routes, and route dumps do not wait
+      // for the flush (they run under RCU), so this dump may hold routes about to go
+      if (this.flushTimer && !this.flushDumpedEarly) {
+        this.flushDumpedEarly = true;
         void this.resync(['route4']);
       }
       if (!this.running) return;

@@ -12,12 +12,14 @@ const newError = dbus.Message.newError as unknown as (call: Message, name: strin
 export interface DispatcherOptions {
   /** where unexpected handler failures are reported (bugs: the caller gets net.connman.Error.Failed) */
   onInternalError?: (err: unknown, msg: Message) => void;
+  /** after a method's reply is written: work the call started that must follow its reply */
+  afterReply?: () => void;
 }
 
 export function attachDispatcher(bus: MessageBus, tree: ObjectTree, opts: DispatcherOptions = {}): () => void {
   const reply = (msg: Message, out: Message): void => {
-    if (msg.flags & 0x1) return; // NO_REPLY_EXPECTED
-    bus.send(out);
+    if (!(msg.flags & 0x1)) bus.send(out); // unless NO_REPLY_EXPECTED
+    opts.afterReply?.();
   };
   const fail = (msg: Message, e: unknown): void => {
     if (e instanceof ApiError) reply(msg, newError(msg, e.dbusName, e.message));

@@ -20,6 +20,8 @@ const OWNER_CHANGES = "type='signal',sender='org.freedesktop.DBus',interface='or
 export interface ConnmanApiOptions {
   busName: string;
   onInternalError?: (err: unknown) => void;
+  /** after a method's reply is written (see DispatcherOptions) */
+  afterReply?: () => void;
   /** more Manager methods (sessions) */
   managerMethods?: Partial<InterfaceSpec['methods']>;
 }
@@ -43,7 +45,7 @@ export class ConnmanApi {
     private readonly opts: ConnmanApiOptions,
   ) {
     this.tree.add('/', managerInterface(ctl, this.agents, opts.managerMethods ?? {}));
-    this.detach = attachDispatcher(bus, this.tree, { onInternalError: (e) => opts.onInternalError?.(e) });
+    this.detach = attachDispatcher(bus, this.tree, { onInternalError: (e) => opts.onInternalError?.(e), ...(opts.afterReply ? { afterReply: opts.afterReply } : {}) });
     // an agent ends with its client's connection (ConnMan watches its owner too)
     bus.on('message', this.ownerWatch);
     bus
