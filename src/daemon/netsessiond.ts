@@ -10,7 +10,7 @@ import { ConnmanApi } from '../api/connman/connman-api.ts';
 import { useWireEncoder } from '../api/bus/wire-encoder.ts';
 import { type SessionController, SessionApi } from '../api/connman/session.ts';
 import { reassign, sessionDemand } from '../engine/sessions.ts';
-import { cgroupPolicyPaths, nftRoutes, sessionCounterCleanup, sessionNft, sessionRules } from '../engine/session-routing.ts';
+import { cgroupPolicyPaths, indexSessionRules, nftRoutes, type SessionRuleIndex, sessionCounterCleanup, sessionNft, sessionRuleDelta, sessionRules } from '../engine/session-routing.ts';
 import type { NftTableModel } from '../kernel/nft/model.ts';
 import { CgroupWatch } from './cgroup-watch.ts';
 import type { Identity, Session } from '../engine/session-types.ts';
@@ -111,6 +111,16 @@ export class Netsessiond {
   private timer: NodeJS.Timeout | undefined;
   private reconciling = false;
   private reconcileAgain = false;
+  /** the next pass must plan everything (not only sessions' own rules) */
+  private fullPending = true;
+  /** sessions' marker rules as the kernel holds them, per session (from the last full pass on) */
+  private sessionIndex: SessionRuleIndex | undefined;
+  /** what the index was made for: a fast pass is right only while these stay */
+  private indexedFor: { services: EngineState['services']; emergency: number | undefined } | undefined;
+  /** every session was told after the last full pass (so a sessions pass need tell only its own) */
+  private toldAll = false;
+  /** sessions created, changed or ended since the last pass (paths; the ended ones themselves) */
+  private readonly sessionDelta = { changed: new Set<string>(), removed: [] as Session[] };
   /** keys of the rules and routes the last reconcile wanted: a deletion of one is put right */
   private desiredRules = new Set<string>();
   private desiredRoutes = new Set<string>();
@@ -395,7 +405,8 @@ export class Netsessiond {
     clearImmediate(this.sessionsTimer);
     this.sessionsTimer = undefined;
     this.syncSessions(this.pendingRemoved.splice(0));
-    this.scheduleReconcile();
+    // sessions alone changed: their own rules may be all the kernel needs
+    this.scheduleReconcile(false);
   }
 
   /** Sessions follow services; services follow what active sessions ask for. */
@@ -403,6 +414,9 @@ export class Netsessiond {
     // every session when the services changed, otherwise only those created or changed since
     const full = this.assignedFor !== this.state.services;
     const dirty = this.sessions.takeDirty();
+    for (const p of dirty) this.sessionDelta.changed.add(p);
+    for (const r of removed) this.sessionDelta.removed.push(r.session);
+    if (full) this.fullPending = true;
     this.sessions.assign(reassign(this.sessions.state, this.state, full ? undefined : dirty));
     this.assignedFor = this.state.services;
     const demand = sessionDemand(this.sessions.state, this.state);
@@ -413,6 +427,7 @@ export class Netsessiond {
       this.dispatch({ kind: 'session-demand', ids: demand });
       this.sessions.assign(reassign(this.sessions.state, this.state));
       this.assignedFor = this.state.services;
+      this.fullPending = true;
     }
     this.unpublished.push(...removed);
     for (const r of removed) this.endedMarkers.push(r.session.marker);
@@ -685,7 +700,8 @@ export class Netsessiond {
   }
 
   /** Brings the kernel to what the state needs; coalesces bursts, retries failures. */
-  private scheduleReconcile(): void {
+  private scheduleReconcile(full = true): void {
+    if (full) this.fullPending = true;
     if (this.reconciling) {
       this.reconcileAgain = true;
       return;
@@ -699,11 +715,18 @@ export class Netsessiond {
       do {
         this.reconcileAgain = false;
         if (this.stopping) return;
+        if (!this.fullPending && (await this.sessionsPass())) continue;
+        this.fullPending = false;
+        this.sessionDelta.changed.clear();
+        this.sessionDelta.removed.length = 0;
         const now = clock();
         // a link-local DNS server (RDNSS) is only usable with its interface named
         const dnsOf = (s: Service) => ({ nameservers: nameserversOf(s, now).map((n) => (/^fe80:/i.test(n) ? `${n}%${s.ifname}` : n)), search: domainsOf(s) });
         const net = desiredNetwork(this.state, this.cfg.layout, now, dnsOf);
-        const rules = [...net.rules, ...sessionRules(this.sessions.state, this.state, { protocol: this.cfg.ownership.protocol, base: this.cfg.ownership.rulePriorities.min })];
+        const layout = this.sessionLayout();
+        const rules = [...net.rules, ...sessionRules(this.sessions.state, this.state, layout)];
+        this.sessionIndex = indexSessionRules(this.sessions.state, this.state, layout);
+        this.indexedFor = { services: this.state.services, emergency: this.sessions.emergency()?.marker };
         this.desiredRules = new Set(rules.map(ruleKey));
         this.desiredRoutes = new Set(net.routes.map(routeBaseKey));
         const nft = await this.desiredNft(now);
@@ -719,6 +742,8 @@ export class Netsessiond {
         for (const e of report.errors) this.log.warn(`kernel: ${e.message}`);
         for (const c of report.conflicts) this.log.warn(`kernel: route ${c.desired.dst}/${c.desired.dstLen} table ${c.desired.table} metric ${c.desired.priority} is taken by a foreign route (proto ${c.foreign.protocol}): left alone`);
         if (!report.unchanged) this.log.debug(`kernel: ${JSON.stringify({ addresses: report.addresses, routes: report.routes, rules: report.rules })}`);
+        // what failed is planned again, in full
+        if (report.errors.length > 0) this.sessionIndex = undefined;
         if (report.errors.length > 0 && !this.reconcileRetry && !this.stopping) {
           this.reconcileRetry = setTimeout(() => {
             this.reconcileRetry = undefined;
@@ -729,7 +754,11 @@ export class Netsessiond {
         // probes go out only now: bound to addresses and routed by tables that exist
         if (!this.reconcileAgain) this.startDueChecks();
         // and sessions learn of changes only now that the kernel routes them
-        if (!this.reconcileAgain) this.sessionApi?.publish(this.unpublished.splice(0));
+        this.toldAll = false;
+        if (!this.reconcileAgain) {
+          this.sessionApi?.publish(this.unpublished.splice(0));
+          this.toldAll = true;
+        }
         if (!this.reconcileAgain) this.pruneCounters();
         if (later) {
           try {
@@ -751,6 +780,52 @@ export class Netsessiond {
     } finally {
       this.reconciling = false;
     }
+  }
+
+  private sessionLayout(): { protocol: number; base: number } {
+    return { protocol: this.cfg.ownership.protocol, base: this.cfg.ownership.rulePriorities.min };
+  }
+
+  /**
+   * A pass for sessions that came, changed or went while nothing else did: only their own
+   * marker rules change (no plan over every rule and route, no nft). False when that is not
+   * all that changes (a marker or service block comes or goes, a session with a policy of
+   * uid, gid or cgroup, the first or last session, an emergency): then a full pass follows.
+   */
+  private async sessionsPass(): Promise<boolean> {
+    const index = this.sessionIndex;
+    const st = this.sessions.state;
+    if (!index || this.indexedFor?.services !== this.state.services || st.sessions.size === 0 || index.byMarker.size === 0) return false;
+    if (this.sessions.emergency()?.marker !== this.indexedFor.emergency) return false;
+    const changed: Session[] = [];
+    for (const p of this.sessionDelta.changed) {
+      const s = st.sessions.get(p);
+      if (s) changed.push(s);
+    }
+    const delta = sessionRuleDelta(index, this.state, this.sessionLayout(), changed, this.sessionDelta.removed);
+    if (!delta) return false;
+    const told = [...this.sessionDelta.changed];
+    this.sessionDelta.changed.clear();
+    this.sessionDelta.removed.length = 0;
+    for (const r of delta.dels) this.desiredRules.delete(ruleKey(r));
+    for (const r of delta.adds) this.desiredRules.add(ruleKey(r));
+    const report = await this.reconciler.applyRules(delta.adds, delta.dels);
+    if (report.errors.length > 0) {
+      for (const e of report.errors) this.log.warn(`kernel: ${e.message}`);
+      // the kernel is not what the index says: the next pass plans it all
+      this.sessionIndex = undefined;
+      this.fullPending = true;
+      this.reconcileAgain = true;
+      return true;
+    }
+    if (report.rules.added + report.rules.deleted > 0) this.log.debug(`kernel: ${JSON.stringify({ rules: report.rules })}`);
+    if (!this.reconcileAgain) {
+      // only these sessions can have news, unless a full pass did not get to tell everyone
+      this.sessionApi?.publish(this.unpublished.splice(0), this.toldAll ? told : undefined);
+      this.toldAll = true;
+      this.pruneCounters();
+    } else this.toldAll = false; // these sessions are told by a later pass, which must tell all
+    return true;
   }
 
   private async desiredNft(now: number): Promise<ReturnType<typeof sessionNft>> {

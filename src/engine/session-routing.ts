@@ -27,7 +27,7 @@
 // a source rule would then let fail-closed traffic out after all.
 // A lookup visits at most 1 + blocks + 64 + 4 rules; unmarked traffic only 1 more than without sessions.
 import { AF_INET, AF_INET6, type Family, FR_ACT_GOTO, FR_ACT_NOP, FR_ACT_TO_TBL, FR_ACT_UNREACHABLE } from '../kernel/netlink/constants.ts';
-import { type RuleSpec, normalizeRule } from '../kernel/rtnetlink/rule.ts';
+import { type RuleSpec, normalizeRule, ruleKey } from '../kernel/rtnetlink/rule.ts';
 import type { Rule } from '../kernel/rtnetlink/types.ts';
 import { attachable, effectiveType } from './sessions.ts';
 import type { NftTableModel } from '../kernel/nft/model.ts';
@@ -166,6 +166,121 @@ export function sessionRules(sessions: SessionsState, engine: EngineState, layou
     }
   }
   return out;
+}
+
+/**
+ * What the kernel holds for sessions, per session, so that a session that comes, changes or
+ * goes while everything else stays can be put in by its own rules alone (O(1), not a new
+ * plan over every rule): its marker rules, and how many sessions use each marker block and
+ * each service block (the rules shared by many sessions).
+ */
+export interface SessionRuleIndex {
+  /** marker → the session as the rules were made for it, and its marker rules (IPv4, IPv6) */
+  readonly byMarker: Map<number, { session: Session; rules: Rule[] }>;
+  /** marker block → sessions in it */
+  readonly blocks: Map<number, number>;
+  /** service block index k → sessions whose marker rule goes to it */
+  readonly serviceBlocks: Map<number, number>;
+}
+
+/** A session whose rules are its marker rules alone: no uid rule, nothing in nft. */
+export function plainSession(s: Session): boolean {
+  const m = s.policy?.match;
+  return !s.request.emergencyCall && (m === undefined || (m.uid === undefined && m.gid === undefined && m.cgroup === undefined));
+}
+
+const serviceBlockOf = (t: ReturnType<typeof leafTarget>, base: number): number | undefined => (t && 'goto' in t ? Math.floor((t.goto - base - SERVICE_BLOCK_FIRST) / 6) : undefined);
+
+function leafRules(engine: EngineState, s: Session, layout: SessionLayout): { rules: Rule[]; k: number | undefined } {
+  const t = leafTarget(engine, s, layout.base);
+  const at = layout.base + 201 + blockOf(s.marker);
+  return { rules: [leafRule(AF_INET, at, s.marker, t, layout.protocol), leafRule(AF_INET6, at, s.marker, t, layout.protocol)], k: serviceBlockOf(t, layout.base) };
+}
+
+/** The index of what sessionRules() gives for these sessions. */
+export function indexSessionRules(sessions: SessionsState, engine: EngineState, layout: SessionLayout): SessionRuleIndex {
+  const index: SessionRuleIndex = { byMarker: new Map(), blocks: new Map(), serviceBlocks: new Map() };
+  for (const s of sessions.sessions.values()) {
+    const { rules, k } = leafRules(engine, s, layout);
+    index.byMarker.set(s.marker, { session: s, rules });
+    const b = blockOf(s.marker);
+    index.blocks.set(b, (index.blocks.get(b) ?? 0) + 1);
+    if (k !== undefined) index.serviceBlocks.set(k, (index.serviceBlocks.get(k) ?? 0) + 1);
+  }
+  return index;
+}
+
+/**
+ * The rule changes for sessions that changed (by path, as they are now) and sessions that
+ * went, with the services as they were when the index was made; the index is brought up to
+ * date. Undefined (and the index untouched) when more than those sessions' marker rules would
+ * change: a marker block or service block that comes or goes, a session that is not plain.
+ * Then the whole of sessionRules() is needed.
+ */
+export function sessionRuleDelta(
+  index: SessionRuleIndex,
+  engine: EngineState,
+  layout: SessionLayout,
+  changed: Iterable<Session>,
+  removed: Iterable<Session>,
+): { adds: Rule[]; dels: Rule[] } | undefined {
+  const blocks = new Map<number, number>();
+  const serviceBlocks = new Map<number, number>();
+  const bump = (m: Map<number, number>, key: number | undefined, by: number): void => {
+    if (key !== undefined) m.set(key, (m.get(key) ?? 0) + by);
+  };
+  const next = new Map<number, { session: Session; rules: Rule[] } | undefined>();
+  const dels: Rule[] = [];
+  const adds: Rule[] = [];
+  const drop = (marker: number): boolean => {
+    const old = next.has(marker) ? next.get(marker) : index.byMarker.get(marker);
+    if (!old) return true;
+    if (!plainSession(old.session)) return false;
+    bump(blocks, blockOf(marker), -1);
+    bump(serviceBlocks, serviceBlockOf(leafTarget(engine, old.session, layout.base), layout.base), -1);
+    dels.push(...old.rules);
+    next.set(marker, undefined);
+    return true;
+  };
+  for (const r of removed) if (!drop(r.marker)) return undefined;
+  for (const s of changed) {
+    if (!plainSession(s)) return undefined;
+    const old = next.has(s.marker) ? next.get(s.marker) : index.byMarker.get(s.marker);
+    // a session that had a uid policy had more rules than these (and nft had it)
+    if (old && !plainSession(old.session)) return undefined;
+    const made = leafRules(engine, s, layout);
+    if (old && old.rules[0] === made.rules[0] && old.rules[1] === made.rules[1]) {
+      // the same rules (memoized objects): only the session as indexed changes
+      next.set(s.marker, { session: s, rules: old.rules });
+      continue;
+    }
+    if (!drop(s.marker)) return undefined;
+    bump(blocks, blockOf(s.marker), 1);
+    bump(serviceBlocks, made.k, 1);
+    adds.push(...made.rules);
+    next.set(s.marker, { session: s, rules: made.rules });
+  }
+  // a shared rule would come or go: not a change of marker rules alone
+  for (const [b, d] of blocks) {
+    const was = index.blocks.get(b) ?? 0;
+    if (d !== 0 && (was === 0 || was + d === 0)) return undefined;
+  }
+  for (const [k, d] of serviceBlocks) {
+    const was = index.serviceBlocks.get(k) ?? 0;
+    if (d !== 0 && (was === 0 || was + d === 0)) return undefined;
+  }
+  for (const [b, d] of blocks) index.blocks.set(b, (index.blocks.get(b) ?? 0) + d);
+  for (const [k, d] of serviceBlocks) index.serviceBlocks.set(k, (index.serviceBlocks.get(k) ?? 0) + d);
+  for (const [m, e] of next) {
+    if (e) index.byMarker.set(m, e);
+    else index.byMarker.delete(m);
+  }
+  // a rule whose goto target alone changes must go before it comes again (the kernel tells
+  // them apart without the target): deletions first; meanwhile the catch-all fails closed
+  // (a rule that goes and comes again unchanged does neither)
+  const addKeys = new Set(adds.map(ruleKey));
+  const delKeys = new Set(dels.map(ruleKey));
+  return { adds: adds.filter((r) => !delKeys.has(ruleKey(r))), dels: dels.filter((r) => !addKeys.has(ruleKey(r))) };
 }
 
 /** a marker's place in the order of allocation */

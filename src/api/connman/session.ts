@@ -185,7 +185,7 @@ export class SessionApi {
    * later ones carry only what changed (the service group together). Sessions whose inputs
    * are the very same objects as last time are skipped without computing anything.
    */
-  publish(removed: Iterable<{ session: Session; byDaemon: boolean }> = []): void {
+  publish(removed: Iterable<{ session: Session; byDaemon: boolean }> = [], only?: Iterable<string>): void {
     const st = this.ctl.sessions();
     const engine = this.ctl.engine();
     const emergency = this.ctl.emergency() !== undefined;
@@ -230,8 +230,15 @@ export class SessionApi {
     };
     // sessions with Priority granted are told first (seed 001)
     const first = (s: Session): boolean => s.request.priority && s.policy?.priority === true;
-    for (const s of st.sessions.values()) if (first(s)) visit(s);
-    for (const s of st.sessions.values()) if (!first(s)) visit(s);
+    // `only`: the caller knows no other session can have news (services and emergency as before)
+    const some: Session[] | undefined = only ? [] : undefined;
+    if (only && some) for (const p of only) {
+      const s = st.sessions.get(p);
+      if (s) some.push(s);
+    }
+    const all = some ?? st.sessions.values();
+    for (const s of all) if (first(s)) visit(s);
+    for (const s of some ?? st.sessions.values()) if (!first(s)) visit(s);
     for (const { session: s, byDaemon } of removed) {
       const last = this.told.get(s.path);
       this.told.delete(s.path);

@@ -13,7 +13,7 @@ import type { RtOp } from '../rtnetlink/client.ts';
 import type { AddressSpec } from '../rtnetlink/address.ts';
 import type { Route, Rule } from '../rtnetlink/types.ts';
 import { type Ownership, validateOwnership } from './ownership.ts';
-import { planRouting } from './plan.ts';
+import { planRouting, validateDesired } from './plan.ts';
 
 export interface DesiredKernelState {
   /** addresses netsession configures itself (DHCP, manual), tagged with our protocol (IFA_PROTO) */
@@ -98,6 +98,35 @@ export class Reconciler {
     const changes = plan.addressAdds.length + plan.addressDels.length + plan.routeAdds.length + plan.ruleAdds.length + plan.ruleDels.length + plan.routeDels.length;
     report.unchanged = changes === 0 && report.nft === 'none';
     return report;
+  }
+
+  /**
+   * Only these rules (serialised with reconcile): deletions first, then additions. For a few
+   * rules whose place in the whole is known (a session's own marker rules, while nothing else
+   * changes): no plan over every object. A later reconcile() puts right whatever failed here.
+   */
+  applyRules(adds: readonly Rule[], dels: readonly Rule[]): Promise<Pick<ReconcileReport, 'rules' | 'errors'>> {
+    const run = this.queue.then(async () => {
+      // ours only, either way (the same check as a whole plan's)
+      validateDesired(this.ownership, { routes: [], rules: [...adds, ...dels] });
+      const ops: RtOp[] = [...dels.map((rule) => ({ op: 'delete' as const, rule })), ...adds.map((rule) => ({ op: 'add' as const, rule }))];
+      const report: Pick<ReconcileReport, 'rules' | 'errors'> = { rules: { added: 0, deleted: 0 }, errors: [] };
+      if (ops.length === 0) return report;
+      await this.mirror.ready;
+      const results = await this.mirror.rtnl.apply(ops);
+      results.forEach((r, i) => {
+        const op = ops[i]!;
+        if (!r.ok) {
+          if (op.op === 'delete' && (r.error.errno === ESRCH || r.error.errno === ENOENT)) return;
+          report.errors.push(r.error);
+          return;
+        }
+        report.rules[op.op === 'delete' ? 'deleted' : 'added']++;
+      });
+      return report;
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
   }
 
   /** Only the nft table (serialised with reconcile): for changes nothing waits for. */
