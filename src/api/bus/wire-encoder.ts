@@ -320,3 +320,21 @@ export function useWireEncoder(bus: unknown): boolean {
   else conn.once('connect', install);
   return true;
 }
+
+/**
+ * Runs `f` with the connection's socket corked: messages it sends leave in one write (a
+ * thousand Updates, one system call and one wake-up of the bus, not a thousand).
+ */
+export function sendBatch(bus: unknown, f: () => void): void {
+  const stream = (bus as { _connection?: { stream?: { cork?: () => void; uncork?: () => void } } })._connection?.stream;
+  if (typeof stream?.cork !== 'function' || typeof stream.uncork !== 'function') {
+    f();
+    return;
+  }
+  stream.cork();
+  try {
+    f();
+  } finally {
+    stream.uncork();
+  }
+}

@@ -7,6 +7,7 @@ import type { CommandError } from '../../engine/engine.ts';
 import type { Identity, Session, SessionRequest, SessionsState } from '../../engine/session-types.ts';
 import type { EngineState, Service } from '../../engine/types.ts';
 import { ApiError } from '../bus/errors.ts';
+import { sendBatch } from '../bus/wire-encoder.ts';
 import type { InterfaceSpec, MethodSpec, ObjectTree } from '../bus/object-tree.ts';
 import type { Dict } from './properties.ts';
 import { sameVariant } from './properties.ts';
@@ -186,6 +187,10 @@ export class SessionApi {
    * are the very same objects as last time are skipped without computing anything.
    */
   publish(removed: Iterable<{ session: Session; byDaemon: boolean }> = [], only?: Iterable<string>): void {
+    sendBatch(this.bus, () => this.tell(removed, only));
+  }
+
+  private tell(removed: Iterable<{ session: Session; byDaemon: boolean }>, only: Iterable<string> | undefined): void {
     const st = this.ctl.sessions();
     const engine = this.ctl.engine();
     const emergency = this.ctl.emergency() !== undefined;
