@@ -17,137 +17,61 @@
 //   env: BENCH_DAEMONS=netsession,connman  BENCH_UP_ROUNDS=20  BENCH_DOWN_ROUNDS=50
 //        BENCH_MANY_UPLINKS=50  BENCH_SKIP_MANY=1
 // Prints a table (figures and ratios ours / ConnMan) and one JSON line. Asserts nothing.
-import { copyFileSync, mkdirSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Rtnetlink } from '../src/kernel/rtnetlink/client.ts';
-import { labDaemon, labDown, type LabUpResult, labUp } from '../src/lab/lab.ts';
-import { isRunning, run, tail } from '../src/lab/processes.ts';
-import { labDir, MAX_UPLINKS, type TopologySpec } from '../src/lab/topology.ts';
+import { labDaemon, type LabUpResult, labUp } from '../src/lab/lab.ts';
+import { run } from '../src/lab/processes.ts';
+import { MAX_UPLINKS, type TopologySpec } from '../src/lab/topology.ts';
+import { type ActiveLab, type BenchDaemon, BenchRun, checkAlive, type DaemonKind, daemonKinds, errorMessage, intEnv } from './lib/bench-run.ts';
 import { LinkWatch } from './lib/link-watch.ts';
 import { ServiceWatch } from './lib/service-watch.ts';
 import { cpuSeconds, pct, rssKiB } from './lib/stats.ts';
-import { startConnman, stopConnmanOfLab } from './peers/connman.ts';
+import { startConnman } from './peers/connman.ts';
 
-type Kind = 'netsession' | 'connman';
-const KINDS = (process.env.BENCH_DAEMONS ?? 'netsession,connman').split(',').map((k): Kind => {
-  if (k !== 'netsession' && k !== 'connman') throw new Error(`BENCH_DAEMONS: unknown daemon ${k}`);
-  return k;
-});
-const intEnv = (name: string, dflt: number, min: number, max: number): number => {
-  const v = Number(process.env[name] ?? dflt);
-  if (!Number.isInteger(v) || v < min || v > max) throw new Error(`${name} must be an integer ${min}..${max}`);
-  return v;
-};
+const KINDS = daemonKinds();
 const UP_ROUNDS = intEnv('BENCH_UP_ROUNDS', 20, 1, 1000);
 const DOWN_ROUNDS = intEnv('BENCH_DOWN_ROUNDS', 50, 1, 1000);
 const MANY = intEnv('BENCH_MANY_UPLINKS', 50, 4, MAX_UPLINKS);
 const SKIP_MANY = process.env.BENCH_SKIP_MANY === '1';
 const CONNECTED = new Set(['ready', 'online']);
 const LAB3 = 'bcore3';
-/** daemon logs of this run, kept after the labs are gone */
-const OUT_DIR = `/tmp/netsession-bench/core-${new Date().toISOString().replace(/[:.]/g, '-')}`;
 const LABMANY = 'bcoremny';
+const bench = new BenchRun('core');
 
 // ---------------------------------------------------------------------------------------
-// one daemon in one lab, and the cleanup that must also run on failure and on Ctrl-C
+// one daemon in one lab; bench.teardown() stops it and removes the lab, also on failure and on Ctrl-C
 
-interface Running {
-  kind: Kind;
+interface Running extends BenchDaemon {
   lab: LabUpResult;
-  pid: number;
-  log: string;
   /** performance.now() when the daemon was asked to start */
   t0: number;
-  stop(): Promise<void>;
 }
 
-interface Active {
-  name: string;
-  /** names the kept daemon log */
-  label: string;
-  running?: Running;
-  watch?: ServiceWatch;
-  linkWatch?: LinkWatch;
-  rtnl: Rtnetlink[];
+/** A daemon running in its fresh lab, the lab as the run tracks it, and a watch on the lab's services. */
+interface Started {
+  r: Running;
+  active: ActiveLab;
+  w: ServiceWatch;
 }
 
-let active: Active | undefined;
-/** a lab or daemon being started: an interruption waits for it, or what it builds would leak */
-let starting: Promise<unknown> | undefined;
-let inFlight: Promise<void> | undefined;
-let interrupted = false;
-
-/** Stops the daemon of the current lab and removes the lab; safe to call twice at once. */
-function teardown(): Promise<void> {
-  if (inFlight) return inFlight;
-  const a = active;
-  active = undefined;
-  if (!a) return Promise.resolve();
-  inFlight = (async () => {
-    a.watch?.close();
-    a.linkWatch?.close();
-    for (const r of a.rtnl) r.close();
-    try {
-      await a.running?.stop();
-    } catch (err) {
-      process.stderr.write(`bench: stopping ${a.running?.kind}: ${String(err)}\n`);
-    }
-    // the lab dir goes with the lab: keep the daemon's log for the report
-    if (a.running !== undefined) {
-      try {
-        mkdirSync(OUT_DIR, { recursive: true });
-        copyFileSync(a.running.log, `${OUT_DIR}/${a.running.kind}-${a.label}.log`);
-      } catch {
-        // no log to keep
-      }
-    }
-    // a connmand whose handle was lost (interrupted between its start and our bookkeeping)
-    await stopConnmanOfLab(labDir(a.name)).catch(() => {});
-    await labDown(a.name);
-  })().finally(() => {
-    inFlight = undefined;
-  });
-  return inFlight;
-}
-
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(sig, () => {
-    interrupted = true;
-    process.stderr.write(`bench: ${sig}, cleaning up\n`);
-    void Promise.resolve(starting)
-      .catch(() => {})
-      .then(teardown)
-      .finally(() => process.exit(130));
-  });
-}
-
-async function start(kind: Kind, name: string, uplinks: TopologySpec['uplinks'], label: string): Promise<Running> {
-  if (interrupted) throw new Error('interrupted');
-  // registered before the lab exists: an interruption during labUp still removes it
-  const a: Active = { name, label, rtnl: [] };
-  active = a;
-  const lab = await track(labUp({ name, uplinks }));
+async function start(kind: DaemonKind, name: string, uplinks: TopologySpec['uplinks'], label: string): Promise<Started> {
+  const active = bench.beginLab(name, label);
+  const lab = await bench.track(labUp({ name, uplinks }));
   const t0 = performance.now();
   let r: Running;
   if (kind === 'netsession') {
-    const info = await track(labDaemon(name, 'start'));
+    const info = await bench.track(labDaemon(name, 'start'));
     if (info === undefined) throw new Error('lab daemon start returned nothing');
     r = { kind, lab, pid: info.pid, log: info.log, t0, stop: async () => void (await labDaemon(name, 'stop')) };
   } else {
-    const cm = await track(startConnman(lab));
+    const cm = await bench.track(startConnman(lab));
     r = { kind, lab, pid: cm.pid, log: cm.log, t0, stop: cm.stop };
   }
-  a.running = r;
-  a.watch = await ServiceWatch.open(lab.bus.address);
-  return r;
-}
-
-function track<T>(p: Promise<T>): Promise<T> {
-  starting = p;
-  return p.finally(() => {
-    if (starting === p) starting = undefined;
-  });
+  active.daemon = r;
+  const w = await ServiceWatch.open(lab.bus.address);
+  active.onTeardown(() => w.close());
+  return { r, active, w };
 }
 
 /** What the device namespace looks like, and whether the status page answers through each uplink. */
@@ -164,19 +88,15 @@ async function diagnose(lab: LabUpResult): Promise<string> {
   return out.join('\n');
 }
 
-function checkAlive(r: Running): void {
-  if (!isRunning(r.pid)) throw new Error(`${r.kind} (pid ${r.pid}) died; ${r.log}:\n${tail(r.log, 15)}`);
-}
-
 /** The ISP-side veths of a lab, set up/down with our own netlink requests. */
 class IspLinks {
   private constructor(private readonly links: { rtnl: Rtnetlink; index: number }[]) {}
 
-  static async open(a: Active, lab: LabUpResult): Promise<IspLinks> {
+  static async open(active: ActiveLab, lab: LabUpResult): Promise<IspLinks> {
     const links: { rtnl: Rtnetlink; index: number }[] = [];
     for (const u of lab.uplinks) {
       const rtnl = Rtnetlink.open({ netns: u.ispNetns });
-      a.rtnl.push(rtnl);
+      active.onTeardown(() => rtnl.close());
       const link = (await rtnl.dumpLinks()).find((l) => l.name === u.ispIfname);
       if (link === undefined) throw new Error(`${u.ispIfname} not found in ${u.ispNetns}`);
       links.push({ rtnl, index: link.index });
@@ -267,24 +187,22 @@ function pickUplink(lab: LabUpResult, links: IspLinks, lw: LinkWatch): { index: 
   return { index: 0, paceMs: 1100 };
 }
 
-async function scenarioThree(kind: Kind): Promise<ThreeResult> {
-  const r = await start(kind, LAB3, 3, '3-uplinks');
-  const a = active as Active;
-  const w = a.watch as ServiceWatch;
+async function scenarioThree(kind: DaemonKind): Promise<ThreeResult> {
+  const { r, active, w } = await start(kind, LAB3, 3, '3-uplinks');
   const ifs = r.lab.uplinks.map((u) => u.ifname);
   try {
     await w.until(`${kind}: 3 services connected, one online`, () => allConnected(w, ifs), 60_000);
   } catch (err) {
-    throw new Error(`${err instanceof Error ? err.message : String(err)}; states ${ifs.map((i) => `${i}=${w.stateOfIf(i)}`).join(' ')}\n${await diagnose(r.lab)}`);
+    throw new Error(`${errorMessage(err)}; states ${ifs.map((i) => `${i}=${w.stateOfIf(i)}`).join(' ')}\n${await diagnose(r.lab)}`);
   }
   const startToAllConnectedMs = performance.now() - r.t0;
   const statesAtStart = ifs.map((i) => w.stateOfIf(i) ?? '?');
   await w.quiet(1000, 10_000);
   await sleep(2000);
   const rssIdleKiB = rssKiB(r.pid);
-  const links = await IspLinks.open(a, r.lab);
+  const links = await IspLinks.open(active, r.lab);
   const lw = await LinkWatch.open(r.lab.device.netns);
-  a.linkWatch = lw;
+  active.onTeardown(() => lw.close());
   const { index: sel, paceMs } = pickUplink(r.lab, links, lw);
   const ifname = ifs[sel] as string;
   const path = w.pathOf(ifname);
@@ -379,7 +297,7 @@ async function scenarioThree(kind: Kind): Promise<ThreeResult> {
   await w.quiet(1000, 10_000);
   res.rssAfterKiB = rssKiB(r.pid);
   res.cpuAfterS = cpuSeconds(r.pid);
-  await teardown();
+  await bench.teardown();
   return res;
 }
 
@@ -407,10 +325,9 @@ interface ManyResult {
   };
 }
 
-async function scenarioMany(kind: Kind): Promise<ManyResult> {
+async function scenarioMany(kind: DaemonKind): Promise<ManyResult> {
   // cold start
-  let r = await start(kind, LABMANY, MANY, `${MANY}-uplinks-cold`);
-  let w = (active as Active).watch as ServiceWatch;
+  let { r, w } = await start(kind, LABMANY, MANY, `${MANY}-uplinks-cold`);
   let ifs = r.lab.uplinks.map((u) => u.ifname);
   let coldMs: number | undefined;
   try {
@@ -419,18 +336,18 @@ async function scenarioMany(kind: Kind): Promise<ManyResult> {
     // the counts below after the online checks that follow
     await w.quiet(1000, 10_000);
   } catch (err) {
-    process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`bench: ${errorMessage(err)}\n`);
   }
   checkAlive(r);
   const coldCount = connectedCount(w, ifs);
-  await teardown();
+  await bench.teardown();
 
   // staged carrier
-  r = await start(kind, LABMANY, Array.from({ length: MANY }, () => ({ link: 'down' as const })), `${MANY}-uplinks-staged`);
-  const a = active as Active;
-  w = a.watch as ServiceWatch;
+  const staged = await start(kind, LABMANY, Array.from({ length: MANY }, () => ({ link: 'down' as const })), `${MANY}-uplinks-staged`);
+  r = staged.r;
+  w = staged.w;
   ifs = r.lab.uplinks.map((u) => u.ifname);
-  const links = await IspLinks.open(a, r.lab);
+  const links = await IspLinks.open(staged.active, r.lab);
   await sleep(2000);
   let last = 0;
   for (let i = 0; i < MANY; i++) {
@@ -442,7 +359,7 @@ async function scenarioMany(kind: Kind): Promise<ManyResult> {
     await w.until(`${kind}: ${MANY} services connected (staged)`, () => allConnected(w, ifs), 60_000);
     stagedMs = performance.now() - last;
   } catch (err) {
-    process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`bench: ${errorMessage(err)}\n`);
   }
   await w.quiet(1000, 20_000);
   await sleep(3000);
@@ -453,7 +370,7 @@ async function scenarioMany(kind: Kind): Promise<ManyResult> {
     cold: { startToAllConnectedMs: coldMs, connected: coldCount.connected, online: coldCount.online },
     staged: { lastCarrierToAllConnectedMs: stagedMs, connected: c.connected, online: c.online, rssIdleKiB: rssKiB(r.pid), cpuS: cpuSeconds(r.pid) },
   };
-  await teardown();
+  await bench.teardown();
   return res;
 }
 
@@ -473,36 +390,25 @@ interface Row {
 }
 
 async function main(): Promise<void> {
-  const three = new Map<Kind, ThreeResult>();
-  const many = new Map<Kind, ManyResult>();
-  const errors: string[] = [];
+  const three = new Map<DaemonKind, ThreeResult>();
+  const many = new Map<DaemonKind, ManyResult>();
   const version = (await run('connmand', ['-v'], { check: false })).stdout.trim();
   try {
     // one lab-heavy thing at a time: each daemon in its own lab, one after the other
     for (const k of KINDS) {
       process.stderr.write(`bench: ${k}, 3 uplinks (${UP_ROUNDS} up rounds, ${DOWN_ROUNDS} down rounds)\n`);
-      try {
-        three.set(k, await scenarioThree(k));
-      } catch (err) {
-        if (interrupted) throw err;
-        errors.push(`${k} 3 uplinks: ${err instanceof Error ? err.message : String(err)}`);
-        await teardown();
-      }
+      const res = await bench.attempt(`${k} 3 uplinks`, () => scenarioThree(k));
+      if (res !== undefined) three.set(k, res);
     }
     if (!SKIP_MANY) {
       for (const k of KINDS) {
         process.stderr.write(`bench: ${k}, ${MANY} uplinks\n`);
-        try {
-          many.set(k, await scenarioMany(k));
-        } catch (err) {
-          if (interrupted) throw err;
-          errors.push(`${k} ${MANY} uplinks: ${err instanceof Error ? err.message : String(err)}`);
-          await teardown();
-        }
+        const res = await bench.attempt(`${k} ${MANY} uplinks`, () => scenarioMany(k));
+        if (res !== undefined) many.set(k, res);
       }
     }
   } finally {
-    await teardown();
+    await bench.teardown();
   }
 
   const ns = three.get('netsession');
@@ -562,8 +468,8 @@ async function main(): Promise<void> {
         `staged ${r.staged.connected} connected, ${r.staged.online} online`,
     );
   }
-  for (const e of errors) console.log(`ERROR ${e}`);
-  console.log(`daemon logs: ${OUT_DIR}`);
+  for (const e of bench.errors) console.log(`ERROR ${e}`);
+  console.log(`daemon logs: ${bench.outDir}`);
   console.log('');
   const json = {
     bench: 'core',
@@ -572,10 +478,10 @@ async function main(): Promise<void> {
     figures: Object.fromEntries(rows.map((r) => [r.label, { netsession: r.ours ?? null, connman: r.theirs ?? null }])),
     three: Object.fromEntries(three),
     many: Object.fromEntries(many),
-    errors,
+    errors: bench.errors,
   };
   console.log(JSON.stringify(json));
-  if (errors.length > 0) process.exitCode = 1;
+  if (bench.errors.length > 0) process.exitCode = 1;
 }
 
 await main();

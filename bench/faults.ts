@@ -21,31 +21,23 @@
 //        BENCH_SKIP_RESTART=1  BENCH_PROFILE=1 (netsessiond under a CPU profiler during the
 //        storm, lib/cpu-profile.mjs; the profile is kept with the logs)
 // Prints a table (figures and ratios ours / ConnMan) and one JSON line. Asserts nothing.
-import { copyFileSync, mkdirSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Rtnetlink } from '../src/kernel/rtnetlink/client.ts';
-import { labDaemon, labDown, type LabUpResult, labUp } from '../src/lab/lab.ts';
+import { labDaemon, type LabUpResult, labUp } from '../src/lab/lab.ts';
 import { startLabDaemon } from '../src/lab/lab-daemon.ts';
-import { isRunning, run, tail } from '../src/lab/processes.ts';
+import { run } from '../src/lab/processes.ts';
 import { labDir, resolveTopology } from '../src/lab/topology.ts';
+import { type ActiveLab, type BenchDaemon, BenchRun, checkAlive, type DaemonKind, daemonKinds, errorMessage, intEnv } from './lib/bench-run.ts';
 import { IspLinks } from './lib/isp-links.ts';
 import { ServiceWatch } from './lib/service-watch.ts';
 import { type BenchConn, SessionHub, settings } from './lib/session-client.ts';
 import { pct, rssKiB } from './lib/stats.ts';
-import { startConnman, stopConnmanOfLab } from './peers/connman.ts';
+import { startConnman } from './peers/connman.ts';
 
-type Kind = 'netsession' | 'connman';
-const KINDS = (process.env.BENCH_DAEMONS ?? 'netsession,connman').split(',').map((k): Kind => {
-  if (k !== 'netsession' && k !== 'connman') throw new Error(`BENCH_DAEMONS: unknown daemon ${k}`);
-  return k;
-});
-const intEnv = (name: string, dflt: number, min: number, max: number): number => {
-  const v = Number(process.env[name] ?? dflt);
-  if (!Number.isInteger(v) || v < min || v > max) throw new Error(`${name} must be an integer ${min}..${max}`);
-  return v;
-};
+const KINDS = daemonKinds();
 const FLIPS = intEnv('BENCH_FLIPS', 1000, 1, 100_000);
 const STORM_MS = intEnv('BENCH_STORM_MS', 10_000, 100, 600_000);
 const PROBE_MS = intEnv('BENCH_PROBE_MS', 10, 1, 1000);
@@ -61,109 +53,34 @@ const CONNECTED = new Set(['ready', 'online']);
 const LAB = 'bfaults';
 const OUR_PROTO = 83;
 const OUR_TABLES = 65536;
-const OUT_DIR = `/tmp/netsession-bench/faults-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+const bench = new BenchRun('faults');
 const CPU_PROFILE_PRELOAD = fileURLToPath(new URL('./lib/cpu-profile.mjs', import.meta.url));
 
 // ---------------------------------------------------------------------------------------
-// the lab in use, and the cleanup that must also run on failure and on Ctrl-C
-
-interface Active {
-  kind: Kind;
-  label: string;
-  pid?: number;
-  log?: string;
-  stop?: () => Promise<void>;
-  closers: (() => void)[];
-}
-
-let active: Active | undefined;
-let starting: Promise<unknown> | undefined;
-let inFlight: Promise<void> | undefined;
-let interrupted = false;
-
-function teardown(): Promise<void> {
-  if (inFlight) return inFlight;
-  const a = active;
-  active = undefined;
-  if (!a) return Promise.resolve();
-  inFlight = (async () => {
-    for (const c of a.closers) {
-      try {
-        c();
-      } catch {
-        // already closed
-      }
-    }
-    try {
-      await a.stop?.();
-    } catch (err) {
-      process.stderr.write(`bench: stopping ${a.kind}: ${String(err)}\n`);
-    }
-    mkdirSync(OUT_DIR, { recursive: true });
-    if (a.log !== undefined) {
-      try {
-        copyFileSync(a.log, `${OUT_DIR}/${a.kind}-${a.label}.log`);
-      } catch {
-        // no log to keep
-      }
-    }
-    try {
-      for (const f of readdirSync(labDir(LAB)).filter((x) => x.endsWith('.cpuprofile'))) copyFileSync(`${labDir(LAB)}/${f}`, `${OUT_DIR}/${f}`);
-    } catch {
-      // no lab dir
-    }
-    await stopConnmanOfLab(labDir(LAB)).catch(() => {});
-    await labDown(LAB);
-  })().finally(() => {
-    inFlight = undefined;
-  });
-  return inFlight;
-}
-
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(sig, () => {
-    interrupted = true;
-    process.stderr.write(`bench: ${sig}, cleaning up\n`);
-    void Promise.resolve(starting)
-      .catch(() => {})
-      .then(teardown)
-      .finally(() => process.exit(130));
-  });
-}
-
-function track<T>(p: Promise<T>): Promise<T> {
-  starting = p;
-  return p.finally(() => {
-    if (starting === p) starting = undefined;
-  });
-}
+// the lab in use; bench.teardown() stops its daemon and removes it, also on failure and on Ctrl-C
 
 /** A fresh lab of three uplinks with the daemon of that kind in it. */
-async function start(kind: Kind, label: string, profile = false): Promise<{ lab: LabUpResult; a: Active }> {
-  if (interrupted) throw new Error('interrupted');
-  const a: Active = { kind, label, closers: [] };
-  active = a;
-  const lab = await track(labUp({ name: LAB, uplinks: 3 }));
+async function start(kind: DaemonKind, label: string, profile = false): Promise<{ lab: LabUpResult; active: ActiveLab; daemon: BenchDaemon }> {
+  const active = bench.beginLab(LAB, label);
+  // the lab dir goes with the lab: a profiled daemon's CPU profile is kept with the logs
+  active.keepFiles = (keep) => {
+    for (const f of readdirSync(labDir(LAB)).filter((x) => x.endsWith('.cpuprofile'))) keep(`${labDir(LAB)}/${f}`, f);
+  };
+  const lab = await bench.track(labUp({ name: LAB, uplinks: 3 }));
+  let daemon: BenchDaemon;
   if (kind === 'netsession') {
     const env: NodeJS.ProcessEnv = { ...process.env };
     delete env.NODE_TEST_CONTEXT;
     delete env.NODE_OPTIONS;
     if (profile) Object.assign(env, { NODE_OPTIONS: `--import ${CPU_PROFILE_PRELOAD}`, BENCH_CPU_PROFILE_DIR: lab.dir, BENCH_CPU_PROFILE_NAME: `netsessiond-${label}` });
-    const info = await track(startLabDaemon(resolveTopology({ name: LAB, uplinks: 3 }), { logLevel: 'info' }, env));
-    a.pid = info.pid;
-    a.log = info.log;
-    a.stop = async () => void (await labDaemon(LAB, 'stop'));
+    const info = await bench.track(startLabDaemon(resolveTopology({ name: LAB, uplinks: 3 }), { logLevel: 'info' }, env));
+    daemon = { kind, pid: info.pid, log: info.log, stop: async () => void (await labDaemon(LAB, 'stop')) };
   } else {
-    const cm = await track(startConnman(lab));
-    a.pid = cm.pid;
-    a.log = cm.log;
-    a.stop = cm.stop;
+    const cm = await bench.track(startConnman(lab));
+    daemon = { kind, pid: cm.pid, log: cm.log, stop: cm.stop };
   }
-  return { lab, a };
-}
-
-function checkAlive(a: Active): void {
-  if (a.pid !== undefined && !isRunning(a.pid)) throw new Error(`${a.kind} (pid ${a.pid}) died; ${a.log}:\n${a.log ? tail(a.log, 15) : ''}`);
+  active.daemon = daemon;
+  return { lab, active, daemon };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -241,20 +158,20 @@ function random(seed: number): () => number {
   };
 }
 
-async function scenarioStorm(kind: Kind): Promise<StormResult> {
-  const { lab, a } = await start(kind, 'storm', PROFILE && kind === 'netsession');
+async function scenarioStorm(kind: DaemonKind): Promise<StormResult> {
+  const { lab, active, daemon } = await start(kind, 'storm', PROFILE && kind === 'netsession');
   const w = await ServiceWatch.open(lab.bus.address);
-  a.closers.push(() => w.close());
+  active.onTeardown(() => w.close());
   const ifs = lab.uplinks.map((u) => u.ifname);
   const allConnected = (): boolean => ifs.every((i) => CONNECTED.has(w.stateOfIf(i) ?? ''));
   await w.until(`${kind}: 3 services connected`, allConnected, 60_000);
   await w.quiet(1000, 10_000);
   const hub = new SessionHub(lab.bus.address);
-  a.closers.push(() => hub.closeAll());
+  active.onTeardown(() => hub.closeAll());
   const conn = await hub.connect();
   const links = await IspLinks.open(lab);
-  a.closers.push(() => links.close());
-  const rssBeforeKiB = a.pid === undefined ? undefined : rssKiB(a.pid);
+  active.onTeardown(() => links.close());
+  const rssBeforeKiB = rssKiB(daemon.pid);
 
   const idle = await new Prober(conn).start();
   await sleep(IDLE_MS);
@@ -289,11 +206,11 @@ async function scenarioStorm(kind: Kind): Promise<StormResult> {
     const last = w.events.filter((e) => paths.has(e.path) && e.t >= t1).reduce((m, e) => Math.max(m, e.t), t1);
     recoveredMs = last - t1;
   } catch (err) {
-    process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`bench: ${errorMessage(err)}\n`);
   }
-  checkAlive(a);
-  const res: StormResult = { idle: latency(idle), storm: latency(during), stormMs, recoveredMs, rssBeforeKiB, rssAfterKiB: a.pid === undefined ? undefined : rssKiB(a.pid) };
-  await teardown();
+  checkAlive(daemon);
+  const res: StormResult = { idle: latency(idle), storm: latency(during), stormMs, recoveredMs, rssBeforeKiB, rssAfterKiB: rssKiB(daemon.pid) };
+  await bench.teardown();
   return res;
 }
 
@@ -355,14 +272,14 @@ async function holdSessions(hub: SessionHub, n: number): Promise<number> {
 }
 
 async function scenarioRestart(): Promise<RestartRound[]> {
-  const { lab, a } = await start('netsession', 'restart');
+  const { lab, active, daemon } = await start('netsession', 'restart');
   const w = await ServiceWatch.open(lab.bus.address);
-  a.closers.push(() => w.close());
+  active.onTeardown(() => w.close());
   const ifs = lab.uplinks.map((u) => u.ifname);
   await w.until('3 services online', () => ifs.every((i) => w.stateOfIf(i) === 'online'), 60_000);
   w.close();
   const rtnl = Rtnetlink.open({ netns: lab.device.netns });
-  a.closers.push(() => rtnl.close());
+  active.onTeardown(() => rtnl.close());
   const ns = lab.device.netns;
   // the reference: what a clean start without sessions makes, once every uplink has its IPv4
   // and IPv6 default routes in its table (the same twice, a second apart)
@@ -397,7 +314,7 @@ async function scenarioRestart(): Promise<RestartRound[]> {
     const restarting = labDaemon(LAB, 'start', { logLevel: 'info' }).then(
       (info) => {
         busMs = performance.now() - t0;
-        a.pid = info?.pid;
+        if (info !== undefined) daemon.pid = info.pid;
       },
       (e: unknown) => {
         failed = e;
@@ -420,9 +337,9 @@ async function scenarioRestart(): Promise<RestartRound[]> {
     await restarting;
     rounds.push({ sessions: held, rulesAtKill: before.filter((l) => l.startsWith('rule ')).length, rulesReference, busMs: busMs!, convergedMs: equalSince });
     process.stderr.write(`bench: restart round ${round + 1}: ${held} sessions, bus name after ${Math.round(busMs!)} ms, kernel converged after ${Math.round(equalSince)} ms\n`);
-    checkAlive(a);
+    checkAlive(daemon);
   }
-  await teardown();
+  await bench.teardown();
   return rounds;
 }
 
@@ -441,33 +358,21 @@ interface Row {
 }
 
 async function main(): Promise<void> {
-  const storms = new Map<Kind, StormResult>();
+  const storms = new Map<DaemonKind, StormResult>();
   let restart: RestartRound[] = [];
-  const errors: string[] = [];
   const version = (await run('connmand', ['-v'], { check: false })).stdout.trim();
   try {
     for (const k of KINDS) {
       process.stderr.write(`bench: ${k}, GetProperties idle and during ${FLIPS} carrier flips in ${STORM_MS} ms\n`);
-      try {
-        storms.set(k, await scenarioStorm(k));
-      } catch (err) {
-        if (interrupted) throw err;
-        errors.push(`${k} storm: ${err instanceof Error ? err.message : String(err)}`);
-        await teardown();
-      }
+      const res = await bench.attempt(`${k} storm`, () => scenarioStorm(k));
+      if (res !== undefined) storms.set(k, res);
     }
     if (!SKIP_RESTART && KINDS.includes('netsession')) {
       process.stderr.write(`bench: netsession, restart after SIGKILL with ${SESSIONS} sessions, ${ROUNDS} rounds\n`);
-      try {
-        restart = await scenarioRestart();
-      } catch (err) {
-        if (interrupted) throw err;
-        errors.push(`restart: ${err instanceof Error ? err.message : String(err)}`);
-        await teardown();
-      }
+      restart = (await bench.attempt('restart', scenarioRestart)) ?? restart;
     }
   } finally {
-    await teardown();
+    await bench.teardown();
   }
 
   const ns = storms.get('netsession');
@@ -510,8 +415,8 @@ async function main(): Promise<void> {
   restart.forEach((r, i) => {
     console.log(`restart round ${i + 1}: ${r.sessions} sessions, ${r.rulesAtKill} rules of ours at the kill (${r.rulesReference} without sessions); bus name ${f0(r.busMs)} ms, converged ${f0(r.convergedMs)} ms`);
   });
-  for (const e of errors) console.log(`ERROR ${e}`);
-  console.log(`daemon logs: ${OUT_DIR}`);
+  for (const e of bench.errors) console.log(`ERROR ${e}`);
+  console.log(`daemon logs: ${bench.outDir}`);
   console.log('');
   const json = {
     bench: 'faults',
@@ -520,10 +425,10 @@ async function main(): Promise<void> {
     figures: Object.fromEntries(rows.map((r) => [r.label, { netsession: r.ours ?? null, connman: r.theirs ?? null }])),
     storms: Object.fromEntries(storms),
     restart,
-    errors,
+    errors: bench.errors,
   };
   console.log(JSON.stringify(json));
-  if (errors.length > 0) process.exitCode = 1;
+  if (bench.errors.length > 0) process.exitCode = 1;
 }
 
 await main();

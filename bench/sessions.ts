@@ -49,33 +49,24 @@
 //        profiler's own CPU use slows the daemon and the settle waits: figures are not comparable)
 //        BENCH_LOG_LEVEL=debug (netsessiond's log level; default info)
 // Prints a table (figures and ratios ours / ConnMan) and one JSON line. Asserts nothing.
-import { copyFileSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connectMarked, fetchVia } from '../src/client/session/net.ts';
-import { labDaemon, labDown, type LabUpResult, labUp, loadLab } from '../src/lab/lab.ts';
+import { labDaemon, type LabUpResult, labUp, loadLab } from '../src/lab/lab.ts';
 import { type LabDaemonSpec, startLabDaemon, stopLabDaemon } from '../src/lab/lab-daemon.ts';
-import { isRunning, run, tail } from '../src/lab/processes.ts';
-import { labDir } from '../src/lab/topology.ts';
+import { run } from '../src/lab/processes.ts';
+import { type ActiveLab, type BenchDaemon, BenchRun, checkAlive, type DaemonKind, daemonKinds, intEnv } from './lib/bench-run.ts';
 import { IspLinks } from './lib/isp-links.ts';
 import { ServiceWatch } from './lib/service-watch.ts';
 import { type BenchConn, type BenchSession, SessionHub, type Settings, settings, type UpdateListener } from './lib/session-client.ts';
 import { cpuSeconds, pct, rssKiB } from './lib/stats.ts';
 import { type TcpRateResult, tcpRate } from './lib/tcp-rate.ts';
 import { openTcpSink, type TcpSink } from './lib/tcp-sink.ts';
-import { startConnman, stopConnmanOfLab } from './peers/connman.ts';
+import { startConnman } from './peers/connman.ts';
 
-type Kind = 'netsession' | 'connman';
-const KINDS = (process.env.BENCH_DAEMONS ?? 'netsession,connman').split(',').map((k): Kind => {
-  if (k !== 'netsession' && k !== 'connman') throw new Error(`BENCH_DAEMONS: unknown daemon ${k}`);
-  return k;
-});
-const intEnv = (name: string, dflt: number, min: number, max: number): number => {
-  const v = Number(process.env[name] ?? dflt);
-  if (!Number.isInteger(v) || v < min || v > max) throw new Error(`${name} must be an integer ${min}..${max}`);
-  return v;
-};
+const KINDS = daemonKinds();
 const ROUNDS = intEnv('BENCH_CREATE_ROUNDS', 200, 1, 10_000);
 const WARMUP = 5;
 const CONCURRENT = intEnv('BENCH_CONCURRENT', 100, 1, 1000);
@@ -105,89 +96,21 @@ const LAB_C = 'bsessmny';
 const UPLINKS = 3;
 /** the TCP sink's port on the internet address (the lab's own servers use 80 and 7) */
 const SINK_PORT = 9;
-/** daemon logs of this run (and profiles), kept after the labs are gone */
-const OUT_DIR = `/tmp/netsession-bench/sessions-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+const bench = new BenchRun('sessions');
 
 // ---------------------------------------------------------------------------------------
-// one daemon in one lab, and the cleanup that must also run on failure and on Ctrl-C
+// one daemon in one lab; bench.teardown() stops it and removes the lab, also on failure and on Ctrl-C
 
-interface Running {
-  kind: Kind;
+interface Running extends BenchDaemon {
   lab: LabUpResult;
-  pid: number;
-  log: string;
-  stop(): Promise<void>;
 }
 
-interface Active {
-  name: string;
-  /** names the kept daemon log */
-  label: string;
-  running?: Running;
-  watch?: ServiceWatch;
-  links?: IspLinks;
-  hub?: SessionHub;
-  sink?: TcpSink;
-}
-
-let active: Active | undefined;
-/** a lab or daemon being started: an interruption waits for it, or what it builds would leak */
-let starting: Promise<unknown> | undefined;
-let inFlight: Promise<void> | undefined;
-let interrupted = false;
-
-/** Stops the daemon of the current lab and removes the lab; safe to call twice at once. */
-function teardown(): Promise<void> {
-  if (inFlight) return inFlight;
-  const a = active;
-  active = undefined;
-  if (!a) return Promise.resolve();
-  inFlight = (async () => {
-    a.hub?.closeAll();
-    a.sink?.close();
-    a.watch?.close();
-    a.links?.close();
-    try {
-      await a.running?.stop();
-    } catch (err) {
-      process.stderr.write(`bench: stopping ${a.running?.kind}: ${String(err)}\n`);
-    }
-    // the lab dir goes with the lab: keep the daemon's log (and profiles) for the report
-    if (a.running !== undefined) {
-      try {
-        mkdirSync(OUT_DIR, { recursive: true });
-        copyFileSync(a.running.log, `${OUT_DIR}/${a.running.kind}-${a.label}.log`);
-        const dir = profDir(a.running.lab);
-        for (const f of readdirSync(dir)) copyFileSync(`${dir}/${f}`, `${OUT_DIR}/${a.running.kind}-${a.label}-${f}`);
-      } catch {
-        // no log or no profile to keep
-      }
-    }
-    // a connmand whose handle was lost (interrupted between its start and our bookkeeping)
-    await stopConnmanOfLab(labDir(a.name)).catch(() => {});
-    await labDown(a.name);
-  })().finally(() => {
-    inFlight = undefined;
-  });
-  return inFlight;
-}
-
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(sig, () => {
-    interrupted = true;
-    process.stderr.write(`bench: ${sig}, cleaning up\n`);
-    void Promise.resolve(starting)
-      .catch(() => {})
-      .then(teardown)
-      .finally(() => process.exit(130));
-  });
-}
-
-function track<T>(p: Promise<T>): Promise<T> {
-  starting = p;
-  return p.finally(() => {
-    if (starting === p) starting = undefined;
-  });
+/** What start() opened on the lab (closed by bench.teardown()), and the lab as the run tracks it. */
+interface LabTools {
+  active: ActiveLab;
+  watch: ServiceWatch;
+  links: IspLinks;
+  hub: SessionHub;
 }
 
 const CPU_PROFILE_PRELOAD = fileURLToPath(new URL('./lib/cpu-profile.mjs', import.meta.url));
@@ -235,34 +158,34 @@ async function startNetsession(name: string, lab: LabUpResult): Promise<{ pid: n
   return startLabDaemon(loadLab(name), spec, env);
 }
 
-async function start(kind: Kind, name: string, label: string): Promise<{ r: Running; a: Active }> {
-  if (interrupted) throw new Error('interrupted');
-  // registered before the lab exists: an interruption during labUp still removes it
-  const a: Active = { name, label };
-  active = a;
-  const lab = await track(labUp({ name, uplinks: UPLINKS }));
+async function start(kind: DaemonKind, name: string, label: string): Promise<{ r: Running; a: LabTools }> {
+  const active = bench.beginLab(name, label);
+  const lab = await bench.track(labUp({ name, uplinks: UPLINKS }));
   let r: Running;
   if (kind === 'netsession') {
-    const info = await track(startNetsession(name, lab));
+    const info = await bench.track(startNetsession(name, lab));
     r = { kind, lab, pid: info.pid, log: info.log, stop: async () => void (await stopLabDaemon(loadLab(name))) };
   } else {
-    const cm = await track(startConnman(lab));
+    const cm = await bench.track(startConnman(lab));
     r = { kind, lab, pid: cm.pid, log: cm.log, stop: cm.stop };
   }
-  a.running = r;
-  a.watch = await ServiceWatch.open(lab.bus.address);
-  a.links = await IspLinks.open(lab);
-  a.hub = new SessionHub(lab.bus.address);
+  active.daemon = r;
+  // the lab dir goes with the lab: the profiles are kept with the daemon's log
+  active.keepFiles = (keep) => {
+    const dir = profDir(lab);
+    for (const f of readdirSync(dir)) keep(`${dir}/${f}`, `${kind}-${label}-${f}`);
+  };
+  const w = await ServiceWatch.open(lab.bus.address);
+  active.onTeardown(() => w.close());
+  const links = await IspLinks.open(lab);
+  active.onTeardown(() => links.close());
+  const hub = new SessionHub(lab.bus.address);
+  active.onTeardown(() => hub.closeAll());
   const ifs = lab.uplinks.map((u) => u.ifname);
-  const w = a.watch;
   await w.until(`${kind}: ${UPLINKS} services connected`, () => ifs.every((i) => SERVICE_UP.has(w.stateOfIf(i) ?? '')), 60_000);
   await w.quiet(1000, 10_000);
   await settle(r.pid, 15_000);
-  return { r, a };
-}
-
-function checkAlive(r: Running): void {
-  if (!isRunning(r.pid)) throw new Error(`${r.kind} (pid ${r.pid}) died; ${r.log}:\n${tail(r.log, 15)}`);
+  return { r, a: { active, watch: w, links, hub } };
 }
 
 /** CPU time per 300 ms that counts as idle (a profiled daemon samples itself all the time) */
@@ -409,8 +332,8 @@ interface Notified {
  * Sets uplink i's carrier and measures until every session got an Update whose State is
  * (up) or is not (down) connected/online. t0 is our netlink request.
  */
-async function carrier(a: Active, i: number, up: boolean, sessions: BenchSession[], capMs: number): Promise<Notified & { t0: number; told: BenchSession[] }> {
-  const hub = a.hub as SessionHub;
+async function carrier(a: LabTools, i: number, up: boolean, sessions: BenchSession[], capMs: number): Promise<Notified & { t0: number; told: BenchSession[] }> {
+  const hub = a.hub;
   const tracked = new Set(sessions);
   const at = new Map<BenchSession, number>();
   const l: UpdateListener = (s, e) => {
@@ -420,7 +343,7 @@ async function carrier(a: Active, i: number, up: boolean, sessions: BenchSession
   };
   hub.listeners.add(l);
   try {
-    const t0 = await (a.links as IspLinks).set(i, up);
+    const t0 = await a.links.set(i, up);
     await hub.until(() => at.size === tracked.size, capMs);
     const times = [...at.values()].map((t) => t - t0);
     return {
@@ -449,8 +372,8 @@ interface LinkCheck {
 }
 
 /** Is a carrier loss still seen (by the service and the sessions on it)? Then the carrier comes back. */
-async function linkCheck(r: Running, a: Active, i: number, sessions: BenchSession[]): Promise<LinkCheck> {
-  const w = a.watch as ServiceWatch;
+async function linkCheck(r: Running, a: LabTools, i: number, sessions: BenchSession[]): Promise<LinkCheck> {
+  const w = a.watch;
   const ifname = r.lab.uplinks[i]?.ifname as string;
   const path = w.pathOf(ifname);
   const from = w.events.length;
@@ -494,7 +417,7 @@ async function fwmarkRules(netns: string): Promise<Set<number>> {
 }
 
 /** A session on uplink m whose traffic can be marked: ConnMan needs SourceIPRule for a rule; netsessiond reports its marker to extended sessions. */
-function markedSettings(kind: Kind, ifname: string): Settings {
+function markedSettings(kind: DaemonKind, ifname: string): Settings {
   return kind === 'netsession' ? settings({ AllowedInterface: ifname, SourceIPRule: true, AvoidHandover: false }) : settings({ AllowedInterface: ifname, SourceIPRule: true });
 }
 
@@ -562,10 +485,10 @@ const strip = (b: CreateBatch): Omit<CreateBatch, 'sessions'> => {
   return rest;
 };
 
-async function scenarioA(kind: Kind, res: AResult): Promise<void> {
+async function scenarioA(kind: DaemonKind, res: AResult): Promise<void> {
   const { r, a } = await start(kind, LAB_A, 'a');
-  const hub = a.hub as SessionHub;
-  const { t } = roles(a.links as IspLinks);
+  const hub = a.hub;
+  const { t } = roles(a.links);
   const T = r.lab.uplinks[t]?.ifname as string;
   res.toggled = T;
   res.rssIdleKiB = rssKiB(r.pid);
@@ -628,7 +551,7 @@ async function scenarioA(kind: Kind, res: AResult): Promise<void> {
   await settle(r.pid, 20_000);
   await sleep(500);
   res.back = plainNotified(await carrier(a, t, true, down.told, 60_000));
-  const w = a.watch as ServiceWatch;
+  const w = a.watch;
   await w.until(`${T} connected again`, () => SERVICE_UP.has(w.stateOfIf(T) ?? ''), 60_000).catch(() => {});
   await w.quiet(500, 10_000);
   await settle(r.pid, 30_000);
@@ -638,7 +561,7 @@ async function scenarioA(kind: Kind, res: AResult): Promise<void> {
   res.seenAfterBack = await linkCheck(r, a, t, live);
   checkAlive(r);
   res.cpuS = cpuSeconds(r.pid);
-  await teardown();
+  await bench.teardown();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -650,10 +573,10 @@ interface BResult {
   seenAfterBurst?: LinkCheck;
 }
 
-async function scenarioB(kind: Kind, res: BResult): Promise<void> {
+async function scenarioB(kind: DaemonKind, res: BResult): Promise<void> {
   const { r, a } = await start(kind, LAB_B, 'burst');
-  const hub = a.hub as SessionHub;
-  const { t } = roles(a.links as IspLinks);
+  const hub = a.hub;
+  const { t } = roles(a.links);
   const T = r.lab.uplinks[t]?.ifname as string;
   res.toggled = T;
   process.stderr.write(`bench: ${kind}: burst of ${HELD} CreateSession\n`);
@@ -665,7 +588,7 @@ async function scenarioB(kind: Kind, res: BResult): Promise<void> {
   checkAlive(r);
   res.seenAfterBurst = await linkCheck(r, a, t, b.sessions.filter((x) => x.error === undefined));
   checkAlive(r);
-  await teardown();
+  await bench.teardown();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -691,17 +614,17 @@ interface CResult {
   cpuS?: number;
 }
 
-async function scenarioC(kind: Kind, res: CResult): Promise<void> {
+async function scenarioC(kind: DaemonKind, res: CResult): Promise<void> {
   const { r, a } = await start(kind, LAB_C, 'many');
-  const hub = a.hub as SessionHub;
-  const { t, m } = roles(a.links as IspLinks);
+  const hub = a.hub;
+  const { t, m } = roles(a.links);
   const T = r.lab.uplinks[t]?.ifname as string;
   const M = r.lab.uplinks[m] as (typeof r.lab.uplinks)[number];
   res.toggled = T;
   res.tcpUplink = M.ifname;
   // the connections' far end: the internet address, in M's ISP namespace
   const sink = openTcpSink(M.ispNetns, r.lab.internet.ipv4, SINK_PORT);
-  a.sink = sink;
+  a.active.onTeardown(() => sink.close());
 
   // 7. one session on M, TCP through it
   process.stderr.write(`bench: ${kind}: TCP through a session on ${M.ifname}, 1 session\n`);
@@ -748,7 +671,7 @@ async function scenarioC(kind: Kind, res: CResult): Promise<void> {
   process.stderr.write(`bench: ${kind}: ${T} down under ${many.firstUpdates} sessions\n`);
   res.down = plainNotified(await carrier(a, t, false, many.sessions.filter((s) => s.tFirst !== undefined), 60_000));
   res.cpuS = cpuSeconds(r.pid);
-  await teardown();
+  await bench.teardown();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -776,12 +699,11 @@ const lower = (o: number, t: number | undefined): boolean | undefined => (t === 
 const higher = (o: number, t: number | undefined): boolean | undefined => (t === undefined ? undefined : o >= t);
 
 async function main(): Promise<void> {
-  const resA = new Map<Kind, AResult>();
-  const resB = new Map<Kind, BResult>();
-  const resC = new Map<Kind, CResult>();
-  const errors: string[] = [];
+  const resA = new Map<DaemonKind, AResult>();
+  const resB = new Map<DaemonKind, BResult>();
+  const resC = new Map<DaemonKind, CResult>();
   const version = (await run('connmand', ['-v'], { check: false })).stdout.trim();
-  const scenarios: { lab: string; run: (k: Kind) => Promise<void> }[] = [
+  const scenarios: { lab: string; run: (k: DaemonKind) => Promise<void> }[] = [
     {
       lab: 'a',
       run: (k) => {
@@ -813,17 +735,11 @@ async function main(): Promise<void> {
       if (!LABS.has(sc.lab)) continue;
       for (const k of KINDS) {
         process.stderr.write(`bench: ${k}, lab ${sc.lab.toUpperCase()}\n`);
-        try {
-          await sc.run(k);
-        } catch (err) {
-          if (interrupted) throw err;
-          errors.push(`${k} lab ${sc.lab.toUpperCase()}: ${err instanceof Error ? err.message : String(err)}`);
-          await teardown();
-        }
+        await bench.attempt(`${k} lab ${sc.lab.toUpperCase()}`, () => sc.run(k));
       }
     }
   } finally {
-    await teardown();
+    await bench.teardown();
   }
 
   const na = resA.get('netsession');
@@ -908,8 +824,8 @@ async function main(): Promise<void> {
         `with them, new session: ${tcp(r.tcpMany)}; first session: ${tcp(r.tcpManyFirst)}; down: ${r.down?.notified}/${r.down?.of} told in ${f1(r.down?.allMs)} ms; CPU ${f2(r.cpuS)} s`,
     );
   }
-  for (const e of errors) console.log(`ERROR ${e}`);
-  console.log(`daemon logs${PROFILE ? ' and profiles' : ''}: ${OUT_DIR}`);
+  for (const e of bench.errors) console.log(`ERROR ${e}`);
+  console.log(`daemon logs${PROFILE ? ' and profiles' : ''}: ${bench.outDir}`);
   console.log('');
   const json = {
     bench: 'sessions',
@@ -919,10 +835,10 @@ async function main(): Promise<void> {
     labA: Object.fromEntries([...resA].map(([k, r]) => [k, { ...r, getPropertiesMs: r.getPropertiesMs.map((x) => +x.toFixed(3)), replyMs: r.replyMs.map((x) => +x.toFixed(3)), firstMs: r.firstMs.map((x) => +x.toFixed(3)) }])),
     labB: Object.fromEntries(resB),
     labC: Object.fromEntries(resC),
-    errors,
+    errors: bench.errors,
   };
   console.log(JSON.stringify(json));
-  if (errors.length > 0) process.exitCode = 1;
+  if (bench.errors.length > 0) process.exitCode = 1;
 }
 
 await main();

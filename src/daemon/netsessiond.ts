@@ -357,8 +357,11 @@ export class Netsessiond {
     bus.on('message', (m: dbus.Message) => {
       if (m.member !== 'NameOwnerChanged' || m.interface !== 'org.freedesktop.DBus' || m.sender !== 'org.freedesktop.DBus') return;
       const [name, , newOwner] = (m.body ?? []) as [string, string, string];
+      // the one watcher of connections that end: the caller cache, sessions, agents
       if (typeof name === 'string' && name.startsWith(':') && newOwner === '') {
         this.identities?.forget(name);
+        this.sessionApi?.ownerGone(name);
+        this.api?.ownerGone(name);
         this.sessions.ownerGone(name);
       }
     });

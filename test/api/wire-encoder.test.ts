@@ -12,7 +12,7 @@ import dbus, { type Message, type MessageBus } from 'dbus-next';
 import { encodeMessage, useWireEncoder } from '../../src/api/bus/wire-encoder.ts';
 import { renderBusConfig } from '../../src/lab/bus-config.ts';
 import { waitFor } from '../helpers/connman.ts';
-import { uniqueName } from '../helpers/faults.ts';
+import { openBus, uniqueName } from '../helpers/faults.ts';
 
 const require = createRequire(import.meta.url);
 const compat = require('dbus-next/lib/marshall-compat.js') as { marshallMessage(m: Message): [Buffer, number[]]; messageToJsFmt(m: object): { body: unknown[] } };
@@ -133,16 +133,8 @@ describe('wire encoder on a real dbus-daemon', () => {
     writeFileSync(join(dir, 'bus.conf'), renderBusConfig({ labName: 'wire-test', listenAddress: address }));
     daemon = spawn('dbus-daemon', [`--config-file=${dir}/bus.conf`, '--nofork', '--nopidfile', '--nosyslog'], { stdio: 'ignore' });
     await waitFor('the bus socket', async () => existsSync(`${dir}/bus`) && statSync(`${dir}/bus`).isSocket(), 5000);
-    const open = async (): Promise<MessageBus> => {
-      const b = dbus.sessionBus({ busAddress: address });
-      await new Promise<void>((resolve, reject) => {
-        b.once('connect', () => resolve());
-        b.once('error', reject);
-      });
-      return b;
-    };
-    sender = await open();
-    receiver = await open();
+    sender = await openBus(address);
+    receiver = await openBus(address);
     assert.ok(useWireEncoder(sender), 'dbus-next has the internals the encoder replaces');
   });
   after(() => {

@@ -288,6 +288,20 @@ describe('hostile and slow clients', { skip }, () => {
     await assertClean('silent and stopped clients');
   });
 
+  test('an agent ends with its client\'s connection: another client may register one then', async () => {
+    const first = await openBus(lab.bus.address);
+    await call(first, '/', MANAGER, 'RegisterAgent', 'o', ['/agent/first']);
+    const second = await openBus(lab.bus.address);
+    try {
+      await assert.rejects(call(second, '/', MANAGER, 'RegisterAgent', 'o', ['/agent/second']), (e: { type?: string }) => e.type === 'net.connman.Error.AlreadyExists');
+      closeBus(first);
+      await waitFor('the agent released', async () => call(second, '/', MANAGER, 'RegisterAgent', 'o', ['/agent/second']).then(() => true, () => false), 5000, 20);
+      await call(second, '/', MANAGER, 'UnregisterAgent', 'o', ['/agent/second']);
+    } finally {
+      closeBus(second);
+    }
+  });
+
   test('clients that vanish in the middle of their calls leave nothing behind', { timeout: 90_000 }, async () => {
     const addr = lab.bus.address;
     const settings = { AllowedInterface: new V('s', 'eth2'), AvoidHandover: new V('b', false) };

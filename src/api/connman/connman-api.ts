@@ -3,7 +3,7 @@
 // daemon hands over (before, after); this publishes exactly what changed, as ConnMan does:
 // PropertyChanged per changed property, TechnologyAdded/Removed, and a coalesced
 // ServicesChanged when the list or its order changes.
-import dbus, { type Message, type MessageBus } from 'dbus-next';
+import type { MessageBus } from 'dbus-next';
 import { orderServices } from '../../engine/order.ts';
 import type { EngineState } from '../../engine/types.ts';
 import { attachDispatcher, emitSignal } from '../bus/dispatcher.ts';
@@ -15,7 +15,6 @@ import { SERVICE_IFACE, serviceInterface } from './service.ts';
 import { TECHNOLOGY_IFACE, technologyInterface } from './technology.ts';
 
 const SERVICES_CHANGED_DELAY_MS = 10;
-const OWNER_CHANGES = "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',member='NameOwnerChanged'";
 
 export interface ConnmanApiOptions {
   busName: string;
@@ -46,20 +45,14 @@ export class ConnmanApi {
   ) {
     this.tree.add('/', managerInterface(ctl, this.agents, opts.managerMethods ?? {}));
     this.detach = attachDispatcher(bus, this.tree, { onInternalError: (e) => opts.onInternalError?.(e), ...(opts.afterReply ? { afterReply: opts.afterReply } : {}) });
-    // an agent ends with its client's connection (ConnMan watches its owner too)
-    bus.on('message', this.ownerWatch);
-    bus
-      .call(new dbus.Message({ destination: 'org.freedesktop.DBus', path: '/org/freedesktop/DBus', interface: 'org.freedesktop.DBus', member: 'AddMatch', signature: 's', body: [OWNER_CHANGES] }))
-      .catch((e: unknown) => opts.onInternalError?.(e));
     this.managerProps = managerProperties(ctl.state());
     this.publish(undefined, ctl.state());
   }
 
-  private readonly ownerWatch = (m: Message): void => {
-    if (m.member !== 'NameOwnerChanged' || m.interface !== 'org.freedesktop.DBus' || m.sender !== 'org.freedesktop.DBus') return;
-    const [name, , newOwner] = (m.body ?? []) as unknown[];
-    if (newOwner === '' && typeof name === 'string' && this.agents.agent?.owner === name) this.agents.agent = undefined;
-  };
+  /** A bus connection ended (the daemon watches NameOwnerChanged): an agent ends with its client's connection, as ConnMan's. */
+  ownerGone(name: string): void {
+    if (this.agents.agent?.owner === name) this.agents.agent = undefined;
+  }
 
   /** More Manager methods (sessions), added after construction. */
   addManagerMethods(methods: InterfaceSpec['methods']): void {
@@ -150,7 +143,6 @@ export class ConnmanApi {
 
   close(): void {
     if (this.servicesTimer) clearTimeout(this.servicesTimer);
-    this.bus.removeListener('message', this.ownerWatch);
     this.detach();
   }
 }

@@ -51,25 +51,17 @@ export class SessionApi {
    * handler resumes (same read from the bus), and the session would outlive its owner.
    */
   private readonly departed = new Set<string>();
-  private readonly watchOwners = (m: dbus.Message): void => {
-    if (m.member !== 'NameOwnerChanged' || m.interface !== 'org.freedesktop.DBus' || m.sender !== 'org.freedesktop.DBus') return;
-    const [name, , newOwner] = (m.body ?? []) as unknown[];
-    if (typeof name !== 'string' || !name.startsWith(':') || newOwner !== '') return;
-    this.departed.add(name);
-    if (this.departed.size > MAX_DEPARTED) this.departed.delete(this.departed.values().next().value!);
-  };
 
   constructor(
     private readonly bus: MessageBus,
     private readonly tree: ObjectTree,
     private readonly ctl: SessionController,
-  ) {
-    // NameOwnerChanged reaches this connection: the daemon (and ConnmanApi) subscribe to it
-    bus.on('message', this.watchOwners);
-  }
+  ) {}
 
-  close(): void {
-    this.bus.removeListener('message', this.watchOwners);
+  /** A client left the bus (the daemon watches NameOwnerChanged). */
+  ownerGone(name: string): void {
+    this.departed.add(name);
+    if (this.departed.size > MAX_DEPARTED) this.departed.delete(this.departed.values().next().value!);
   }
 
   /** Who the caller is; fails (Failed) when it left the bus before we knew, or while we asked. */

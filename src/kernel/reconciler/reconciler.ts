@@ -80,19 +80,7 @@ export class Reconciler {
         continue;
       }
       if (phase.length === 0) continue;
-      const results = await this.mirror.rtnl.apply(phase);
-      results.forEach((r, i) => {
-        const op = phase[i]!;
-        if (!r.ok) {
-          // already gone is what a delete wanted
-          if (op.op === 'delete' && (r.error.errno === ESRCH || r.error.errno === ENOENT)) return;
-          report.errors.push(r.error);
-          return;
-        }
-        if ('route' in op) report.routes[op.op === 'add' ? 'added' : op.op === 'replace' ? 'replaced' : 'deleted']++;
-        else if ('rule' in op) report.rules[op.op === 'delete' ? 'deleted' : 'added']++;
-        else if ('address' in op) report.addresses[op.op === 'delete' ? 'deleted' : 'added']++;
-      });
+      await this.applyOps(phase, report);
     }
     await this.mirror.settle();
     const changes = plan.addressAdds.length + plan.addressDels.length + plan.routeAdds.length + plan.ruleAdds.length + plan.ruleDels.length + plan.routeDels.length;
@@ -110,23 +98,31 @@ export class Reconciler {
       // ours only, either way (the same check as a whole plan's)
       validateDesired(this.ownership, { routes: [], rules: [...adds, ...dels] });
       const ops: RtOp[] = [...dels.map((rule) => ({ op: 'delete' as const, rule })), ...adds.map((rule) => ({ op: 'add' as const, rule }))];
-      const report: Pick<ReconcileReport, 'rules' | 'errors'> = { rules: { added: 0, deleted: 0 }, errors: [] };
+      const report = { addresses: { added: 0, deleted: 0 }, routes: { added: 0, replaced: 0, deleted: 0 }, rules: { added: 0, deleted: 0 }, errors: [] };
       if (ops.length === 0) return report;
       await this.mirror.ready;
-      const results = await this.mirror.rtnl.apply(ops);
-      results.forEach((r, i) => {
-        const op = ops[i]!;
-        if (!r.ok) {
-          if (op.op === 'delete' && (r.error.errno === ESRCH || r.error.errno === ENOENT)) return;
-          report.errors.push(r.error);
-          return;
-        }
-        report.rules[op.op === 'delete' ? 'deleted' : 'added']++;
-      });
+      await this.applyOps(ops, report);
       return report;
     });
     this.queue = run.catch(() => undefined);
     return run;
+  }
+
+  /** Sends the ops and counts what they did into `report`. */
+  private async applyOps(ops: readonly RtOp[], report: Pick<ReconcileReport, 'addresses' | 'routes' | 'rules' | 'errors'>): Promise<void> {
+    const results = await this.mirror.rtnl.apply(ops);
+    results.forEach((r, i) => {
+      const op = ops[i]!;
+      if (!r.ok) {
+        // already gone is what a delete wanted
+        if (op.op === 'delete' && (r.error.errno === ESRCH || r.error.errno === ENOENT)) return;
+        report.errors.push(r.error);
+        return;
+      }
+      if ('route' in op) report.routes[op.op === 'add' ? 'added' : op.op === 'replace' ? 'replaced' : 'deleted']++;
+      else if ('rule' in op) report.rules[op.op === 'delete' ? 'deleted' : 'added']++;
+      else if ('address' in op) report.addresses[op.op === 'delete' ? 'deleted' : 'added']++;
+    });
   }
 
   /** Only the nft table (serialised with reconcile): for changes nothing waits for. */
