@@ -791,9 +791,9 @@ export class Netsessiond {
 
   /**
    * A pass for sessions that came, changed or went while nothing else did: only their own
-   * marker rules change (no plan over every rule and route, no nft). False when that is not
-   * all that changes (a marker or service block comes or goes, a session with a policy of
-   * uid, gid or cgroup, the first or last session, an emergency): then a full pass follows.
+   * marker rules change, and the block rules of a block they open or close (no plan over
+   * every rule and route, no nft). False when more changes (a session with a policy of uid,
+   * gid or cgroup, the first or last session, an emergency): then a full pass follows.
    */
   private async sessionsPass(): Promise<boolean> {
     const index = this.sessionIndex;

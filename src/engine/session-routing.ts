@@ -108,6 +108,25 @@ function pruneLeafMemo(sessions: SessionsState): void {
   for (const [id, m] of leafMemo) if (!live.has(m.marker)) leafMemo.delete(id);
 }
 
+/** The goto of a block of 64 markers to its marker rules. */
+function blockGotoRule(family: Family, blk: number, layout: SessionLayout): Rule {
+  return normalizeRule({ family, priority: layout.base + 200, protocol: layout.protocol, fwmark: markerOf(blk, 0), fwmask: ~(SLOTS_PER_BLOCK - 1) >>> 0, action: FR_ACT_GOTO, goto: layout.base + 201 + blk });
+}
+
+/** Service block k: where marker rules of sessions on that service go. */
+function serviceBlockRules(family: Family, k: number, svc: Service, layout: SessionLayout): Rule[] {
+  // a goto needs a rule at its target (an unresolved one falls through): the nop is always there
+  const at = layout.base + SERVICE_BLOCK_FIRST + 6 * k;
+  const table = svc.settings.table;
+  const r = (priority: number, extra: Partial<RuleSpec>): Rule => normalizeRule({ family, priority, protocol: layout.protocol, fwmark: SESSION_BIT, fwmask: SESSION_BIT, ...extra });
+  const out = [r(at, { action: FR_ACT_NOP })];
+  if (svc.state === 'ready' || svc.state === 'online') out.push(r(at + 1, { action: FR_ACT_TO_TBL, table }));
+  out.push(r(at + 2, { action: FR_ACT_UNREACHABLE }), r(at + 3, { action: FR_ACT_NOP }));
+  if (svc.state === 'online') out.push(r(at + 4, { action: FR_ACT_TO_TBL, table }));
+  out.push(r(at + 5, { action: FR_ACT_UNREACHABLE }));
+  return out;
+}
+
 /**
  * The rules for sessions. The skip, catch-all and nop rules stay even without sessions:
  * a marker nobody owns (a session that ended, one not routed yet) must fail closed too.
@@ -134,22 +153,10 @@ export function sessionRules(sessions: SessionsState, engine: EngineState, layou
   pruneLeafMemo(sessions);
   for (const family of [AF_INET, AF_INET6] as const) {
     rule(family, B + 100, { fwmark: SESSION_BIT, fwmask: SESSION_BIT, invert: true, action: FR_ACT_GOTO, goto: B + 901 });
-    for (const blk of [...blocks].sort((a, b) => a - b)) {
-      rule(family, B + 200, { fwmark: markerOf(blk, 0), fwmask: ~(SLOTS_PER_BLOCK - 1) >>> 0, action: FR_ACT_GOTO, goto: B + 201 + blk });
-    }
+    for (const blk of [...blocks].sort((a, b) => a - b)) out.push(blockGotoRule(family, blk, layout));
     for (const [s, t] of leaves) out.push(leafRule(family, B + 201 + blockOf(s.marker), s.marker, t, layout.protocol));
     rule(family, B + LEAF_CATCH, { ...sessionBit, action: FR_ACT_UNREACHABLE });
-    for (const [k, svc] of [...serviceBlocks].sort((a, b) => a[0] - b[0])) {
-      // a goto needs a rule at its target (an unresolved one falls through): the nop is always there
-      const at = B + SERVICE_BLOCK_FIRST + 6 * k;
-      const table = svc.settings.table;
-      rule(family, at, { ...sessionBit, action: FR_ACT_NOP });
-      if (svc.state === 'ready' || svc.state === 'online') rule(family, at + 1, { ...sessionBit, action: FR_ACT_TO_TBL, table });
-      rule(family, at + 2, { ...sessionBit, action: FR_ACT_UNREACHABLE });
-      rule(family, at + 3, { ...sessionBit, action: FR_ACT_NOP });
-      if (svc.state === 'online') rule(family, at + 4, { ...sessionBit, action: FR_ACT_TO_TBL, table });
-      rule(family, at + 5, { ...sessionBit, action: FR_ACT_UNREACHABLE });
-    }
+    for (const [k, svc] of [...serviceBlocks].sort((a, b) => a[0] - b[0])) out.push(...serviceBlockRules(family, k, svc, layout));
     rule(family, B + 900, { ...sessionBit, action: FR_ACT_UNREACHABLE });
     rule(family, B + 901, { action: FR_ACT_NOP });
     // uid policies: the newest session of each uid routes that uid's unmarked traffic
@@ -212,10 +219,10 @@ export function indexSessionRules(sessions: SessionsState, engine: EngineState, 
 
 /**
  * The rule changes for sessions that changed (by path, as they are now) and sessions that
- * went, with the services as they were when the index was made; the index is brought up to
- * date. Undefined (and the index untouched) when more than those sessions' marker rules would
- * change: a marker block or service block that comes or goes, a session that is not plain.
- * Then the whole of sessionRules() is needed.
+ * went, with the services as they were when the index was made: their marker rules, and the
+ * rules of a marker block or service block they open or close. The index is brought up to
+ * date. Undefined (and the index untouched) for a session that is not plain: then the whole
+ * of sessionRules() is needed.
  */
 export function sessionRuleDelta(
   index: SessionRuleIndex,
@@ -260,23 +267,46 @@ export function sessionRuleDelta(
     adds.push(...made.rules);
     next.set(s.marker, { session: s, rules: made.rules });
   }
-  // a shared rule would come or go: not a change of marker rules alone
+  // the shared rules of a marker block or service block that gets its first session or
+  // loses its last: targets come before the rules that go to them, and go after them
+  const firstAdds: Rule[] = [];
+  const lastAdds: Rule[] = [];
+  const firstDels: Rule[] = [];
+  const lastDels: Rule[] = [];
+  const both = (f: (family: Family) => Rule[]): Rule[] => [...f(AF_INET), ...f(AF_INET6)];
   for (const [b, d] of blocks) {
     const was = index.blocks.get(b) ?? 0;
-    if (d !== 0 && (was === 0 || was + d === 0)) return undefined;
+    if (d === 0) continue;
+    if (was === 0) lastAdds.push(...both((f) => [blockGotoRule(f, b, layout)]));
+    else if (was + d === 0) firstDels.push(...both((f) => [blockGotoRule(f, b, layout)]));
   }
   for (const [k, d] of serviceBlocks) {
     const was = index.serviceBlocks.get(k) ?? 0;
-    if (d !== 0 && (was === 0 || was + d === 0)) return undefined;
+    if (d === 0 || (was !== 0 && was + d !== 0)) continue;
+    let svc: Service | undefined;
+    for (const x of engine.services.values()) if (blockIndex(engine, x) === k) svc = x;
+    if (!svc) return undefined;
+    const at = svc;
+    if (was === 0) firstAdds.push(...both((f) => serviceBlockRules(f, k, at, layout)));
+    else lastDels.push(...both((f) => serviceBlockRules(f, k, at, layout)));
   }
-  for (const [b, d] of blocks) index.blocks.set(b, (index.blocks.get(b) ?? 0) + d);
-  for (const [k, d] of serviceBlocks) index.serviceBlocks.set(k, (index.serviceBlocks.get(k) ?? 0) + d);
+  const apply = (m: Map<number, number>, deltas: Map<number, number>): void => {
+    for (const [key, d] of deltas) {
+      const n = (m.get(key) ?? 0) + d;
+      if (n === 0) m.delete(key);
+      else m.set(key, n);
+    }
+  };
+  apply(index.blocks, blocks);
+  apply(index.serviceBlocks, serviceBlocks);
   for (const [m, e] of next) {
     if (e) index.byMarker.set(m, e);
     else index.byMarker.delete(m);
   }
-  // a rule whose goto target alone changes must go before it comes again (the kernel tells
-  // them apart without the target): deletions first; meanwhile the catch-all fails closed
+  adds.unshift(...firstAdds);
+  adds.push(...lastAdds);
+  dels.unshift(...firstDels);
+  dels.push(...lastDels);
   // (a rule that goes and comes again unchanged does neither)
   const addKeys = new Set(adds.map(ruleKey));
   const delKeys = new Set(dels.map(ruleKey));
