@@ -727,8 +727,8 @@ export class Netsessiond {
         const dnsOf = (s: Service) => ({ nameservers: nameserversOf(s, now).map((n) => (/^fe80:/i.test(n) ? `${n}%${s.ifname}` : n)), search: domainsOf(s) });
         const net = desiredNetwork(this.state, this.cfg.layout, now, dnsOf);
         const layout = this.sessionLayout();
-        const rules = [...net.rules, ...sessionRules(this.sessions.state, this.state, layout)];
         this.sessionIndex = indexSessionRules(this.sessions.state, this.state, layout);
+        const rules = [...net.rules, ...sessionRules(this.sessions.state, this.state, layout, this.sessionIndex)];
         this.indexedFor = { services: this.state.services, emergency: this.sessions.emergency()?.marker };
         this.desiredRules = new Set(rules.map(ruleKey));
         this.desiredRoutes = new Set(net.routes.map(routeBaseKey));

@@ -65,6 +65,12 @@ function blockIndex(engine: EngineState, svc: Service): number | undefined {
   return k >= 0 && k < SERVICE_BLOCKS ? k : undefined;
 }
 
+/** The service whose block is k. */
+function serviceOfBlock(engine: EngineState, k: number): Service | undefined {
+  for (const svc of engine.services.values()) if (blockIndex(engine, svc) === k) return svc;
+  return undefined;
+}
+
 /** Where a session's marker rule sends its traffic: a service block (priority), a table, or nowhere. */
 function leafTarget(engine: EngineState, s: Session, base: number): { goto: number } | { table: number } | undefined {
   if (s.detached) return undefined;
@@ -131,32 +137,26 @@ function serviceBlockRules(family: Family, k: number, svc: Service, layout: Sess
  * The rules for sessions. The skip, catch-all and nop rules stay even without sessions:
  * a marker nobody owns (a session that ended, one not routed yet) must fail closed too.
  */
-export function sessionRules(sessions: SessionsState, engine: EngineState, layout: SessionLayout): Rule[] {
+export function sessionRules(sessions: SessionsState, engine: EngineState, layout: SessionLayout, index = indexSessionRules(sessions, engine, layout)): Rule[] {
   const B = layout.base;
   const out: Rule[] = [];
   const rule = (family: Family, priority: number, extra: Partial<RuleSpec>): void => {
     out.push(normalizeRule({ family, priority, protocol: layout.protocol, ...extra }));
   };
-  const blocks = new Set<number>();
-  for (const s of sessions.sessions.values()) blocks.add(blockOf(s.marker));
-  const leaves = new Map<Session, ReturnType<typeof leafTarget>>();
-  const serviceBlocks = new Map<number, Service>();
-  for (const s of sessions.sessions.values()) {
-    const t = leafTarget(engine, s, B);
-    leaves.set(s, t);
-    if (t && 'goto' in t) {
-      const svc = engine.services.get((s.serviceId ?? s.routeVia) as string) as Service;
-      serviceBlocks.set(blockIndex(engine, svc) as number, svc);
-    }
+  const blocks = [...index.blocks.keys()].sort((a, b) => a - b);
+  const serviceBlocks: [number, Service][] = [];
+  for (const k of [...index.serviceBlocks.keys()].sort((a, b) => a - b)) {
+    const svc = serviceOfBlock(engine, k);
+    if (svc) serviceBlocks.push([k, svc]);
   }
   const sessionBit = { fwmark: SESSION_BIT, fwmask: SESSION_BIT };
-  pruneLeafMemo(sessions);
-  for (const family of [AF_INET, AF_INET6] as const) {
+  for (const [fi, family] of ([AF_INET, AF_INET6] as const).entries()) {
     rule(family, B + 100, { fwmark: SESSION_BIT, fwmask: SESSION_BIT, invert: true, action: FR_ACT_GOTO, goto: B + 901 });
-    for (const blk of [...blocks].sort((a, b) => a - b)) out.push(blockGotoRule(family, blk, layout));
-    for (const [s, t] of leaves) out.push(leafRule(family, B + 201 + blockOf(s.marker), s.marker, t, layout.protocol));
+    for (const blk of blocks) out.push(blockGotoRule(family, blk, layout));
+    // each session's marker rules, as indexed: [IPv4, IPv6]
+    for (const e of index.byMarker.values()) out.push(e.rules[fi] as Rule);
     rule(family, B + LEAF_CATCH, { ...sessionBit, action: FR_ACT_UNREACHABLE });
-    for (const [k, svc] of [...serviceBlocks].sort((a, b) => a[0] - b[0])) out.push(...serviceBlockRules(family, k, svc, layout));
+    for (const [k, svc] of serviceBlocks) out.push(...serviceBlockRules(family, k, svc, layout));
     rule(family, B + 900, { ...sessionBit, action: FR_ACT_UNREACHABLE });
     rule(family, B + 901, { action: FR_ACT_NOP });
     // uid policies: the newest session of each uid routes that uid's unmarked traffic
@@ -204,8 +204,9 @@ function leafRules(engine: EngineState, s: Session, layout: SessionLayout): { ru
   return { rules: [leafRule(AF_INET, at, s.marker, t, layout.protocol), leafRule(AF_INET6, at, s.marker, t, layout.protocol)], k: serviceBlockOf(t, layout.base) };
 }
 
-/** The index of what sessionRules() gives for these sessions. */
+/** Per session, what sessionRules() gives for these sessions (it is made from this). */
 export function indexSessionRules(sessions: SessionsState, engine: EngineState, layout: SessionLayout): SessionRuleIndex {
+  pruneLeafMemo(sessions);
   const index: SessionRuleIndex = { byMarker: new Map(), blocks: new Map(), serviceBlocks: new Map() };
   for (const s of sessions.sessions.values()) {
     const { rules, k } = leafRules(engine, s, layout);
@@ -283,8 +284,7 @@ export function sessionRuleDelta(
   for (const [k, d] of serviceBlocks) {
     const was = index.serviceBlocks.get(k) ?? 0;
     if (d === 0 || (was !== 0 && was + d !== 0)) continue;
-    let svc: Service | undefined;
-    for (const x of engine.services.values()) if (blockIndex(engine, x) === k) svc = x;
+    const svc = serviceOfBlock(engine, k);
     if (!svc) return undefined;
     const at = svc;
     if (was === 0) firstAdds.push(...both((f) => serviceBlockRules(f, k, at, layout)));

@@ -10,7 +10,7 @@
 // FAULTS_ROUNDS=N repeats the 1,000-connection round; FAULTS_KEEP_LOG=FILE keeps the daemon's log.
 import assert from 'node:assert/strict';
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import { closeSync, copyFileSync, fstatSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +19,7 @@ import { labDown, labLink, labUp } from '../../src/lab/lab.ts';
 import { startLabDaemon } from '../../src/lab/lab-daemon.ts';
 import { type LabInfo, resolveTopology } from '../../src/lab/topology.ts';
 import { waitFor } from '../helpers/connman.ts';
+import { heapAfterGc } from '../helpers/lab-faults.ts';
 import {
   type KernelSnapshot,
   childPids,
@@ -134,49 +135,6 @@ async function call(bus: MessageBus, path: string, iface: string, member: string
 }
 
 const MiB = 1024;
-
-/**
- * The daemon's heap after a full garbage collection (KiB), and its RSS then: SIGUSR2 makes it
- * write a heap snapshot (--heapsnapshot-signal), which collects first; the snapshot's nodes
- * add up to the live heap. The file goes afterwards.
- */
-async function heapAfterGc(dir: string, pid: number): Promise<{ heap: number; rss: number }> {
-  const old = new Set(readdirSync(dir));
-  process.kill(pid, 'SIGUSR2');
-  const file = await waitFor(
-    'the heap snapshot',
-    async () => {
-      const f = readdirSync(dir).find((x) => x.endsWith('.heapsnapshot') && !old.has(x));
-      if (!f) return undefined;
-      const size = statSync(`${dir}/${f}`).size;
-      await new Promise((r) => setTimeout(r, 300));
-      return size > 0 && statSync(`${dir}/${f}`).size === size && isComplete(`${dir}/${f}`) ? `${dir}/${f}` : undefined;
-    },
-    60_000,
-    200,
-  );
-  const rss = rssKiB(pid);
-  const snap = JSON.parse(readFileSync(file, 'utf8')) as { snapshot: { meta: { node_fields: string[] } }; nodes: number[] };
-  rmSync(file);
-  const fields = snap.snapshot.meta.node_fields;
-  const selfSize = fields.indexOf('self_size');
-  let heap = 0;
-  for (let k = selfSize; k < snap.nodes.length; k += fields.length) heap += snap.nodes[k]!;
-  return { heap: heap / 1024, rss };
-}
-
-/** A snapshot is written in one go; it is whole when it ends its JSON. */
-function isComplete(file: string): boolean {
-  const fd = openSync(file, 'r');
-  try {
-    const size = fstatSync(fd).size;
-    const tail = Buffer.alloc(Math.min(16, size));
-    readSync(fd, tail, 0, tail.length, size - tail.length);
-    return tail.toString('utf8').trimEnd().endsWith('}');
-  } finally {
-    closeSync(fd);
-  }
-}
 
 describe('hostile and slow clients', { skip }, () => {
   let lab: LabInfo;

@@ -286,13 +286,15 @@ export function encodeMessage(m: Outgoing): Buffer {
   return w.buf.subarray(0, w.pos);
 }
 
-/** What of dbus-next 0.10's connection we replace: the function that marshals and writes. */
+/** What of dbus-next 0.10's connection we use: the function that marshals and writes, its socket. */
 interface ConnectionInternals {
   state?: string;
-  stream?: { writable: boolean; supportsUnixFd?: boolean; write(data: Buffer): boolean };
+  stream?: { writable: boolean; supportsUnixFd?: boolean; write(data: Buffer): boolean; cork?: () => void; uncork?: () => void };
   message?: (msg: Message) => void;
   once(event: 'connect', f: () => void): void;
 }
+
+const connectionOf = (bus: unknown): ConnectionInternals | undefined => (bus as { _connection?: ConnectionInternals })._connection;
 
 /**
  * Makes `bus` send every message through encodeMessage. Messages with file descriptors (and
@@ -300,7 +302,7 @@ interface ConnectionInternals {
  * this expects is left as it is.
  */
 export function useWireEncoder(bus: unknown): boolean {
-  const conn = (bus as { _connection?: ConnectionInternals })._connection;
+  const conn = connectionOf(bus);
   if (!conn || typeof conn.once !== 'function') return false;
   const install = (): void => {
     const stream = conn.stream;
@@ -326,7 +328,7 @@ export function useWireEncoder(bus: unknown): boolean {
  * thousand Updates, one system call and one wake-up of the bus, not a thousand).
  */
 export function sendBatch(bus: unknown, f: () => void): void {
-  const stream = (bus as { _connection?: { stream?: { cork?: () => void; uncork?: () => void } } })._connection?.stream;
+  const stream = connectionOf(bus)?.stream;
   if (typeof stream?.cork !== 'function' || typeof stream.uncork !== 'function') {
     f();
     return;
