@@ -7,6 +7,7 @@ import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 
 import { dirname, join } from 'node:path';
 import dbus, { type MessageBus } from 'dbus-next';
 import { ConnmanApi } from '../api/connman/connman-api.ts';
+import { useWireDecoder } from '../api/bus/wire-decoder.ts';
 import { useWireEncoder } from '../api/bus/wire-encoder.ts';
 import { type SessionController, SessionApi } from '../api/connman/session.ts';
 import { reassign, sessionDemand } from '../engine/sessions.ts';
@@ -231,8 +232,10 @@ export class Netsessiond {
     };
     const address = this.opts.busAddress ?? process.env.DBUS_SYSTEM_BUS_ADDRESS ?? 'unix:path=/run/dbus/system_bus_socket';
     const bus = dbus.sessionBus({ busAddress: address });
-    // our own marshalling for everything we send (Updates to thousands of sessions above all)
+    // our own marshalling for everything we send (Updates to thousands of sessions above all),
+    // and our own reading of every call we answer
     useWireEncoder(bus);
+    useWireDecoder(bus);
     // dbus-next never settles its calls on a bus it cannot reach: wait for the handshake first
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`D-Bus ${address}: no answer within 5 s`)), 5000);
@@ -262,6 +265,7 @@ export class Netsessiond {
       now: clock,
       emergency: () => this.sessions.emergency(),
       identify: (sender) => this.identify(sender),
+      knownIdentity: (sender) => this.identities?.known(sender),
       create: (owner, notifier, request, identity) => this.sessions.create(owner, notifier, request, identity),
       destroy: (path) => this.sessions.destroy(path),
       connect: (path) => this.sessions.connect(path),
@@ -422,7 +426,7 @@ export class Netsessiond {
     if (full) this.fullPending = true;
     this.sessions.assign(reassign(this.sessions.state, this.state, full ? undefined : dirty));
     this.assignedFor = this.state.services;
-    const demand = sessionDemand(this.sessions.state, this.state);
+    const demand = sessionDemand(this.sessions.askingState(), this.state);
     let same = true;
     for (const s of this.state.services.values()) if (s.sessionRequested !== demand.has(s.id)) same = false;
     if (!same) {

@@ -2,7 +2,7 @@
 // rules of the game that need the daemon's context (markers, permissions, emergency mode,
 // policy changes). The semantics live in src/engine/sessions.ts; this keeps the state.
 import type { CommandError } from '../engine/engine.ts';
-import { emergencySession, matchPolicy, sessionPath } from '../engine/sessions.ts';
+import { demanding, emergencySession, matchPolicy, sessionPath } from '../engine/sessions.ts';
 import { MAX_SESSIONS, allocateMarker, markerIndex } from '../engine/session-routing.ts';
 import type { Identity, PolicyGroup, Session, SessionRequest, SessionsState } from '../engine/session-types.ts';
 import type { EngineState } from '../engine/types.ts';
@@ -29,11 +29,47 @@ export class SessionHost {
   private scanFrom = 0;
   /** session paths by owner (a connection that goes ends all of its sessions) */
   private readonly byOwner = new Map<string, Set<string>>();
+  /** sessions that ask for EmergencyCall (emergency() is asked at every create and sync: no scan of every session) */
+  private readonly asksEmergency = new Set<string>();
+  /** sessions that ask for a connection or have a PeriodicConnect: all that the demand and the clocks look at */
+  private readonly asking = new Map<string, Session>();
 
   constructor(private readonly hooks: SessionHostHooks) {}
 
+  /**
+   * The sessions that ask for a connection (Connect(), a periodic attempt) or have a
+   * PeriodicConnect, as a state of their own: sessionDemand, idleSessions, nextPeriodicAt and
+   * periodicDue skip every other session, and this keeps them from visiting thousands that
+   * only follow (free ride) at each create.
+   */
+  askingState(): SessionsState {
+    return { ...this.state, sessions: this.asking };
+  }
+
+  /** A live session has this marker (one that ended may still be in quarantine: not in use). */
+  markerInUse(marker: number): boolean {
+    return this.used.has(marker);
+  }
+
+  /** Puts a session (new or changed) in the state and in the indexes of the sessions that ask for something. */
+  private put(s: Session): void {
+    this.state.sessions.set(s.path, s);
+    this.track(s);
+  }
+
+  private track(s: Session): void {
+    if (s.request.emergencyCall) this.asksEmergency.add(s.path);
+    else this.asksEmergency.delete(s.path);
+    if (demanding(s) || s.request.periodicConnect > 0) this.asking.set(s.path, s);
+    else this.asking.delete(s.path);
+  }
+
   emergency(): Session | undefined {
-    return emergencySession(this.state, this.hooks.engine());
+    if (this.asksEmergency.size === 0) return undefined;
+    // with several, the first in the sessions' order is the one (a scan keeps that order)
+    const [only] = this.asksEmergency;
+    const one = this.asksEmergency.size === 1 && only !== undefined ? this.state.sessions.get(only) : undefined;
+    return emergencySession(one ? [one] : this.state.sessions.values(), this.hooks.engine());
   }
 
   /** Settings that only a policy can grant. */
@@ -61,7 +97,7 @@ export class SessionHost {
     this.freedAt.delete(marker);
     this.used.add(marker);
     const s: Session = { path, owner, notifier, identity, request, policy, marker, active: false, detached: false, idle: false, woken: false, demandSince: now, serviceId: undefined, routeVia: undefined, createdAt: now };
-    this.state.sessions.set(path, s);
+    this.put(s);
     this.state = { ...this.state };
     this.dirty.add(path);
     const own = this.byOwner.get(owner);
@@ -77,7 +113,7 @@ export class SessionHost {
     const next = f(s);
     if ('name' in next) return next;
     if (next === s) return undefined;
-    this.state.sessions.set(path, next);
+    this.put(next);
     this.dirty.add(path);
     this.state = { ...this.state };
     this.hooks.changed([]);
@@ -94,11 +130,13 @@ export class SessionHost {
   /** New service assignments (src/engine/sessions.ts reassign). */
   assign(updated: readonly Session[]): void {
     if (updated.length === 0) return;
-    for (const s of updated) if (this.state.sessions.has(s.path)) this.state.sessions.set(s.path, s);
+    for (const s of updated) if (this.state.sessions.has(s.path)) this.put(s);
     this.state = { ...this.state };
   }
 
   private free(s: Session): void {
+    this.asksEmergency.delete(s.path);
+    this.asking.delete(s.path);
     this.used.delete(s.marker);
     this.scanFrom = Math.min(this.scanFrom, markerIndex(s.marker));
     this.freedAt.set(s.marker, this.hooks.now());
@@ -150,7 +188,7 @@ export class SessionHost {
       if (!s) continue;
       const next = f(s);
       if (next === s) continue;
-      this.state.sessions.set(path, next);
+      this.put(next);
       this.dirty.add(path);
       changed = true;
     }
@@ -201,7 +239,9 @@ export class SessionHost {
         continue;
       }
       if (policy !== s.policy) this.dirty.add(path);
-      sessions.set(path, policy === s.policy ? s : { ...s, policy });
+      const kept = policy === s.policy ? s : { ...s, policy };
+      sessions.set(path, kept);
+      this.track(kept);
     }
     this.state = { ...this.state, sessions, policies: groups };
     this.hooks.changed(removed);

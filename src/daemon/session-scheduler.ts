@@ -42,7 +42,7 @@ export class SessionScheduler {
   arm(): void {
     if (this.closed) return;
     const now = this.hooks.now();
-    const st = this.hooks.host.state;
+    const st = this.hooks.host.askingState();
     this.forgetEnded();
     const v = idleSessions(st, this.hooks.engine(), this.lastTraffic, now);
     if (v.idle.length > 0) {
@@ -108,7 +108,7 @@ export class SessionScheduler {
         this.seen.set(marker, 0);
         this.lastTraffic.set(marker, now);
       }
-      const v = idleSessions(this.hooks.host.state, this.hooks.engine(), this.lastTraffic, now);
+      const v = idleSessions(this.hooks.host.askingState(), this.hooks.engine(), this.lastTraffic, now);
       if (v.idle.length > 0) {
         this.hooks.log.info(`sessions idle, their service may go: ${v.idle.join(' ')}`);
         this.hooks.host.goIdle(v.idle);
@@ -126,7 +126,7 @@ export class SessionScheduler {
     this.periodicTimer = undefined;
     this.periodicAt = Infinity;
     const now = this.hooks.now();
-    const due = periodicDue(this.hooks.host.state, this.periodicFrom, now);
+    const due = periodicDue(this.hooks.host.askingState(), this.periodicFrom, now);
     this.periodicFrom = now;
     if (due.length > 0) {
       this.hooks.log.info(`periodic connection attempt for ${due.length} session(s)`);
@@ -137,9 +137,8 @@ export class SessionScheduler {
 
   private forgetEnded(): void {
     if (this.seen.size === 0 && this.lastTraffic.size === 0) return;
-    const live = new Set<number>();
-    for (const s of this.hooks.host.state.sessions.values()) live.add(s.marker);
-    for (const m of this.seen.keys()) if (!live.has(m)) this.seen.delete(m);
-    for (const m of this.lastTraffic.keys()) if (!live.has(m)) this.lastTraffic.delete(m);
+    const host = this.hooks.host;
+    for (const m of this.seen.keys()) if (!host.markerInUse(m)) this.seen.delete(m);
+    for (const m of this.lastTraffic.keys()) if (!host.markerInUse(m)) this.lastTraffic.delete(m);
   }
 }

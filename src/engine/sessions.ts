@@ -237,9 +237,9 @@ export function sessionDemand(sessions: SessionsState, engine: EngineState): Set
   return out;
 }
 
-/** The emergency session, while it is connected: its traffic alone may leave. */
-export function emergencySession(sessions: SessionsState, engine: EngineState): Session | undefined {
-  for (const s of sessions.sessions.values()) {
+/** The emergency session, while it is connected: its traffic alone may leave. `sessions`: all, or at least every one that asks for EmergencyCall. */
+export function emergencySession(sessions: Iterable<Session>, engine: EngineState): Session | undefined {
+  for (const s of sessions) {
     if (!grantedEmergency(s) || !s.active || !s.serviceId) continue;
     const svc = engine.services.get(s.serviceId);
     if (svc && attachable(s, svc) && wantsConnection(engine, svc)) return s;

@@ -4,15 +4,17 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import dbus, { type Message, type MessageBus } from 'dbus-next';
-import { encodeMessage, useWireEncoder } from '../../src/api/bus/wire-encoder.ts';
+import { encodeMessage, holdWrites, useWireEncoder } from '../../src/api/bus/wire-encoder.ts';
 import { renderBusConfig } from '../../src/lab/bus-config.ts';
 import { waitFor } from '../helpers/connman.ts';
 import { openBus, uniqueName } from '../helpers/faults.ts';
+import { randomValues, splitTypes } from '../helpers/dbus-random.ts';
 
 const require = createRequire(import.meta.url);
 const compat = require('dbus-next/lib/marshall-compat.js') as { marshallMessage(m: Message): [Buffer, number[]]; messageToJsFmt(m: object): { body: unknown[] } };
@@ -121,6 +123,41 @@ describe('wire encoder', () => {
   });
 });
 
+test('holdWrites: what is written until the running code is done leaves in one write', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'netsession-hold-'));
+  const chunks: Buffer[] = [];
+  const server = net.createServer((c) => c.on('data', (d: Buffer) => chunks.push(d)));
+  await new Promise<void>((resolve) => server.listen(`${dir}/s`, resolve));
+  const socket = net.createConnection(`${dir}/s`);
+  await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+  try {
+    const bus = { _connection: { stream: socket } };
+    const arrived = async (n: number): Promise<void> => {
+      await waitFor(`${n} bytes`, async () => chunks.reduce((k, c) => k + c.length, 0) >= n, 2000);
+    };
+    // three replies to one batch of calls (holdWrites is asked once per call)
+    for (const part of ['one,', 'two,', 'three']) {
+      holdWrites(bus);
+      socket.write(part);
+    }
+    assert.equal(socket.writableCorked, 1, 'held until the running code is done, once however often it is asked');
+    await arrived(13);
+    assert.deepEqual(chunks.map(String), ['one,two,three'], 'one write');
+    assert.equal(socket.writableCorked, 0);
+    // and no hold: each write leaves at once
+    chunks.length = 0;
+    socket.write('a');
+    await arrived(1);
+    socket.write('b');
+    await arrived(2);
+    assert.deepEqual(chunks.map(String), ['a', 'b']);
+  } finally {
+    socket.destroy();
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 describe('wire encoder on a real dbus-daemon', () => {
   let dir = '';
   let daemon: ChildProcess | undefined;
@@ -174,106 +211,3 @@ describe('wire encoder on a real dbus-daemon', () => {
     }
   });
 });
-
-/** Random D-Bus types and values of them, from a seed (the same seed, the same values). */
-function randomValues() {
-let seed = 0x5eed;
-const reseed = (n: number): void => {
-  seed = n;
-};
-  // mulberry32: small, and well spread over every range asked of it
-  const rnd = (n: number): number => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n);
-  };
-  const basic = ['y', 'b', 'n', 'q', 'i', 'u', 'x', 't', 'd', 's', 'o', 'g'];
-  const sigOf = (depth: number): string => {
-    const r = rnd(depth > 2 ? 12 : 16);
-    if (r < 12) return basic[r] as string;
-    if (r === 12) return `a${sigOf(depth + 1)}`;
-    if (r === 13) return `a{${basic[rnd(basic.length)]}${sigOf(depth + 1)}}`;
-    if (r === 14) return 'v';
-    return `(${sigOf(depth + 1)}${sigOf(depth + 1)})`;
-  };
-  const valueFor = (sig: string, depth: number): unknown => {
-    const c = sig[0];
-    switch (c) {
-      case 'y':
-        return rnd(256);
-      case 'b':
-        return rnd(2) === 1;
-      case 'n':
-        return rnd(65536) - 32768;
-      case 'q':
-        return rnd(65536);
-      case 'i':
-        return rnd(2 ** 31) - 2 ** 30;
-      case 'u':
-        return rnd(2 ** 31) * 2 + rnd(2);
-      case 'x':
-        return BigInt(rnd(2 ** 31)) * BigInt(rnd(2 ** 31)) - 2n ** 40n;
-      case 't':
-        return BigInt(rnd(2 ** 31)) * BigInt(rnd(2 ** 31));
-      case 'd':
-        return rnd(1e6) / 7;
-      case 's':
-        return ['', 'eth1', 'wlan0 ✓', 'ä'.repeat(rnd(40))][rnd(4)];
-      case 'o':
-        return ['/', '/net/connman/service/ethernet_eth1', '/a/b_9'][rnd(3)];
-      case 'g':
-        return ['', 'a{sv}', 's', '(ii)'][rnd(4)];
-      case 'v': {
-        const inner = depth > 3 ? 's' : sigOf(depth + 1);
-        return new V(inner, valueFor(inner, depth + 1));
-      }
-      case 'a': {
-        const rest = sig.slice(1);
-        const n = rnd(4);
-        if (rest[0] === '{') {
-          const kt = rest[1] as string;
-          const vt = rest.slice(2, -1);
-          const o: Record<string, unknown> = {};
-          // dbus-next's dicts are objects: string keys only
-          for (let k = 0; k < n; k++) o[kt === 's' ? `k${k}` : String(k)] = valueFor(vt, depth + 1);
-          return kt === 's' ? o : {};
-        }
-        return Array.from({ length: n }, () => valueFor(rest, depth + 1));
-      }
-      case '(': {
-        // the two members, split at the first complete type
-        const inner = sig.slice(1, -1);
-        const first = completeType(inner);
-        return [valueFor(first, depth + 1), valueFor(inner.slice(first.length), depth + 1)];
-      }
-      default:
-        throw new Error(`no value for ${sig}`);
-    }
-  };
-  return { rnd, sigOf, valueFor, reseed };
-}
-
-/** A signature's complete types. */
-function splitTypes(sig: string): string[] {
-  const out: string[] = [];
-  for (let rest = sig; rest.length > 0; ) {
-    const t = completeType(rest);
-    out.push(t);
-    rest = rest.slice(t.length);
-  }
-  return out;
-}
-
-/** The first complete type of a signature. */
-function completeType(sig: string): string {
-  let depth = 0;
-  for (let i = 0; i < sig.length; i++) {
-    const c = sig[i];
-    if (c === '(' || c === '{') depth++;
-    else if (c === ')' || c === '}') depth--;
-    else if (c === 'a') continue;
-    if (depth === 0) return sig.slice(0, i + 1);
-  }
-  return sig;
-}

@@ -2,36 +2,12 @@
 // sessions ask for, IdleTimeout / StayConnected and PeriodicConnect.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type EngineEvent, createState, reduce } from '../../src/engine/engine.ts';
+import { reduce } from '../../src/engine/engine.ts';
 import { DEFAULT_REQUEST, PERIODIC_WINDOW_S, assignServices, chooseService, idleSessions, nextPeriodicAt, periodicDue, sessionDemand } from '../../src/engine/sessions.ts';
 import { orderServices } from '../../src/engine/order.ts';
 import type { Session, SessionRequest, SessionsState } from '../../src/engine/session-types.ts';
 import type { EngineState, Service } from '../../src/engine/types.ts';
-import { defaultConfig } from '../../src/daemon/config.ts';
-
-const link = (i: number): EngineEvent => ({ kind: 'link', link: { ifindex: 10 + i, ifname: `eth${i}`, mac: `02:00:00:00:00:0${i}`, mtu: 1500, carrier: true } });
-const lease = (i: number): EngineEvent => ({
-  kind: 'dhcp-lease',
-  ifindex: 10 + i,
-  lease: { address: `192.0.${i}.50`, prefixLen: 24, router: `192.0.${i}.1`, dns: [], searchDomains: [], ntp: [], leaseSeconds: 3600, expiresAt: 3600_000 },
-});
-const online = (i: number): EngineEvent[] => [
-  { kind: 'online-started', id: id(i), family: 'ipv4' },
-  { kind: 'online-result', id: id(i), family: 'ipv4', status: 'online' },
-];
-const id = (i: number): string => `ethernet_02000000000${i}_cable`;
-
-/** n uplinks, all online; `sessionOnly` ones are up only because sessions asked (no AutoConnect). */
-function engine(n: number, sessionOnly: number[] = []): EngineState {
-  let st = createState(defaultConfig().engine);
-  for (let i = 0; i < n; i++) for (const e of [link(i), lease(i), ...online(i)]) st = reduce(st, e, 0);
-  const services = new Map(st.services);
-  for (const i of sessionOnly) {
-    const s = services.get(id(i)) as Service;
-    services.set(s.id, { ...s, sessionRequested: true, settings: { ...s.settings, autoConnect: false } });
-  }
-  return { ...st, services };
-}
+import { engine, id } from '../helpers/engine-state.ts';
 
 let nextMarker = 0x40000001;
 function session(name: string, request: Partial<SessionRequest>, extra: Partial<Session> = {}): Session {

@@ -3,6 +3,7 @@
 // ApiError, and answers Introspect. Every failure becomes a well-formed D-Bus error.
 import dbus, { type Message, type MessageBus } from 'dbus-next';
 import { ApiError } from './errors.ts';
+import { holdWrites } from './wire-encoder.ts';
 import type { ObjectTree } from './object-tree.ts';
 
 const METHOD_CALL = 1;
@@ -30,6 +31,7 @@ export function attachDispatcher(bus: MessageBus, tree: ObjectTree, opts: Dispat
   };
   const handler = (msg: Message): boolean => {
     if ((msg.type as number) !== METHOD_CALL) return false;
+    holdWrites(bus);
     const path = msg.path;
     if (msg.interface === 'org.freedesktop.DBus.Introspectable' && msg.member === 'Introspect') {
       if (!tree.has(path) && tree.children(path).length === 0) return false;

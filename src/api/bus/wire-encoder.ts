@@ -8,7 +8,7 @@
 import type { Message } from 'dbus-next';
 
 /** A complete type of a signature, parsed once. */
-interface TypeNode {
+export interface TypeNode {
   code: string;
   /** array: [element]; dict entry: [key, value]; struct: members */
   child: TypeNode[];
@@ -339,4 +339,21 @@ export function sendBatch(bus: unknown, f: () => void): void {
   } finally {
     stream.uncork();
   }
+}
+
+const holding = new WeakSet<object>();
+
+/**
+ * Corks the connection's socket until the code running now is done (a microtask): the replies
+ * to every call read in one batch leave in one write, not one each.
+ */
+export function holdWrites(bus: unknown): void {
+  const stream = connectionOf(bus)?.stream;
+  if (!stream || holding.has(stream) || typeof stream.cork !== 'function' || typeof stream.uncork !== 'function') return;
+  holding.add(stream);
+  stream.cork();
+  queueMicrotask(() => {
+    holding.delete(stream);
+    stream.uncork?.();
+  });
 }

@@ -30,6 +30,8 @@ export interface SessionController {
   /** the emergency session, while one is connected */
   emergency(): Session | undefined;
   identify(sender: string): Promise<Identity>;
+  /** the identity of a caller identify() has already answered for (no wait) */
+  knownIdentity(sender: string): Identity | undefined;
   create(owner: string, notifier: string, request: SessionRequest, identity: Identity): Session | CommandError;
   destroy(path: string): void;
   connect(path: string): CommandError | undefined;
@@ -85,17 +87,21 @@ export class SessionApi {
         in: 'a{sv}o',
         out: 'o',
         argNames: ['settings', 'notifier'],
-        handler: async ({ sender, args }) => {
+        handler: ({ sender, args }) => {
           const notifier = String(args[1]);
           // ConnMan aborts on '/': the session path would end in '/'
           if (!OBJECT_PATH.test(notifier) || notifier.length > MAX_PATH) throw new ApiError('InvalidArguments', 'notifier must be an object path other than /');
           const request = parseCreateSettings(args[0]);
-          const identity = await this.identify(sender);
-          const r = this.ctl.create(sender, notifier, request, identity);
-          if ('name' in r) fail(r);
-          const s = r as Session;
-          this.tree.add(s.path, this.sessionIface);
-          return [s.path];
+          const create = (identity: Identity): string[] => {
+            const r = this.ctl.create(sender, notifier, request, identity);
+            if ('name' in r) fail(r);
+            const s = r as Session;
+            this.tree.add(s.path, this.sessionIface);
+            return [s.path];
+          };
+          // a caller we know is answered at once: the replies to a batch of calls leave together
+          const known = this.departed.has(sender) ? undefined : this.ctl.knownIdentity(sender);
+          return known ? create(known) : this.identify(sender).then(create);
         },
       },
       DestroySession: {

@@ -236,6 +236,8 @@ export async function callerIdentity(bus: MessageBus, sender: string, opts: Iden
  */
 export class CallerIdentities {
   private readonly cache = new Map<string, Promise<Identity>>();
+  /** the lookups of `cache` that have succeeded: a known caller is answered without a wait */
+  private readonly settled = new Map<string, Identity>();
 
   constructor(
     private readonly bus: MessageBus,
@@ -252,21 +254,32 @@ export class CallerIdentities {
     if (hit) return hit;
     const p = callerIdentity(this.bus, sender, this.opts);
     this.cache.set(sender, p);
-    p.catch(() => {
-      // only if still ours: forget() may have run, and a later lookup replaced it
-      if (this.cache.get(sender) === p) this.cache.delete(sender);
-    });
+    p.then(
+      (id) => {
+        if (this.cache.get(sender) === p) this.settled.set(sender, id);
+      },
+      () => {
+        // only if still ours: forget() may have run, and a later lookup replaced it
+        if (this.cache.get(sender) === p) this.cache.delete(sender);
+      },
+    );
     const max = this.opts.maxEntries ?? 4096;
     while (this.cache.size > max) {
       const oldest = this.cache.keys().next().value;
       if (oldest === undefined) break;
-      this.cache.delete(oldest);
+      this.forget(oldest);
     }
     return p;
   }
 
+  /** The identity of a caller already looked up, if its lookup has succeeded. */
+  known(sender: string): Identity | undefined {
+    return this.settled.get(sender);
+  }
+
   forget(sender: string): void {
     this.cache.delete(sender);
+    this.settled.delete(sender);
   }
 
   get size(): number {

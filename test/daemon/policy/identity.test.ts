@@ -105,11 +105,14 @@ describe('callerIdentity against a fake bus', () => {
   test('cache: one bus call per name, failures not kept, forget() drops', async () => {
     const { bus, calls } = fakeBus({ GetConnectionCredentials: [{ UnixUserID: new dbus.Variant('u', 5), UnixGroupIDs: new dbus.Variant('au', [5, 5, 7]) }] });
     const ids = new CallerIdentities(bus);
+    assert.equal(ids.known(':1.1'), undefined, 'not known before its lookup');
     const [a, b] = await Promise.all([ids.get(':1.1'), ids.get(':1.1')]);
     assert.equal(a, b);
     assert.deepEqual(a.gids, [5, 7]);
     assert.equal(calls.length, 1);
+    assert.equal(ids.known(':1.1'), a, 'known once looked up: answered without a wait');
     ids.forget(':1.1');
+    assert.equal(ids.known(':1.1'), undefined, 'forget() drops the known identity too');
     await ids.get(':1.1');
     assert.equal(calls.length, 2);
     // well-known names are looked up every time: their owner can change
@@ -120,6 +123,12 @@ describe('callerIdentity against a fake bus', () => {
     const failing = new CallerIdentities(fakeBus({ GetConnectionCredentials: 'org.freedesktop.DBus.Error.NameHasNoOwner' }).bus);
     await assert.rejects(failing.get(':1.2'), CallerGoneError);
     assert.equal(failing.size, 0);
+    assert.equal(failing.known(':1.2'), undefined, 'a failed lookup is not known');
+    // names past the bound are forgotten, the oldest first, known ones with them
+    const small = new CallerIdentities(bus, { maxEntries: 2 });
+    for (const n of [':1.7', ':1.8', ':1.9']) await small.get(n);
+    assert.equal(small.known(':1.7'), undefined);
+    assert.ok(small.known(':1.8') && small.known(':1.9'));
   });
 });
 

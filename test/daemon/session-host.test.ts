@@ -1,0 +1,61 @@
+// The daemon's sessions keep indexes so that a create does not visit every session: the
+// sessions that ask for something (a connection, a PeriodicConnect) for the demand and the
+// clocks, those that ask for EmergencyCall for emergency(). 3,000 random steps: after each,
+// what the indexes give is what a scan of every session gives.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { SessionHost } from '../../src/daemon/session-host.ts';
+import { DEFAULT_REQUEST, demanding, emergencySession, reassign } from '../../src/engine/sessions.ts';
+import type { Identity, PolicyGroup, Session } from '../../src/engine/session-types.ts';
+import { engine } from '../helpers/engine-state.ts';
+import { Random } from '../helpers/random.ts';
+
+const GRANTS: PolicyGroup[] = [{ file: 't.policy', name: 'all', match: { gid: 100 }, emergencyCall: true, priority: true }];
+
+test('SessionHost: the sessions asking for something, and the emergency session, are what a scan of every session finds', () => {
+  const random = new Random(4242);
+  const rnd = (): number => random.next();
+  const pick = <T>(xs: readonly T[]): T => random.pick(xs);
+  let now = 0;
+  const st = engine(2, [1]);
+  const host: SessionHost = new SessionHost({
+    engine: () => st,
+    now: () => now,
+    // the daemon assigns services after every change; so does this test
+    changed: () => host.assign(reassign(host.state, st)),
+  });
+  host.setPolicies(GRANTS);
+  const owners = [':1.1', ':1.2', ':1.3'];
+  const identity = (granted: boolean): Identity => ({ uid: 1000, gids: granted ? [1000, 100] : [1000] });
+  let created = 0;
+  let emergencies = 0;
+  for (let step = 0; step < 3000; step++) {
+    now += 1000;
+    const paths = [...host.state.sessions.keys()];
+    const r = rnd();
+    if (r < 0.3 || paths.length === 0) {
+      const emergency = rnd() < 0.1;
+      const res = host.create(pick(owners), `/app/s${created++}`, { ...DEFAULT_REQUEST, emergencyCall: emergency, periodicConnect: rnd() < 0.2 ? 5 : 0, extended: true }, identity(rnd() < 0.8));
+      if (!('name' in res) && emergency) emergencies++;
+    } else if (r < 0.45) host.connect(pick(paths));
+    else if (r < 0.55) host.disconnect(pick(paths));
+    else if (r < 0.65) {
+      const p = pick(paths);
+      const s = host.state.sessions.get(p) as Session;
+      host.change(p, { ...s.request, emergencyCall: rnd() < 0.2, periodicConnect: rnd() < 0.3 ? 10 : 0 });
+    } else if (r < 0.72) host.goIdle(paths.filter(() => rnd() < 0.3));
+    else if (r < 0.78) host.wake(paths.filter(() => rnd() < 0.3));
+    else if (r < 0.9) host.destroy(pick(paths), rnd() < 0.5);
+    else if (r < 0.95) host.ownerGone(pick(owners));
+    else if (r < 0.99) host.setPolicies(rnd() < 0.5 ? GRANTS : []);
+    else host.releaseAll();
+    const all = [...host.state.sessions.values()];
+    const asking = all.filter((s) => demanding(s) || s.request.periodicConnect > 0);
+    const indexed = host.askingState().sessions;
+    assert.deepEqual([...indexed.keys()].sort(), asking.map((s) => s.path).sort(), `step ${step}: the sessions that ask`);
+    for (const s of asking) assert.equal(indexed.get(s.path), s, `step ${step}: ${s.path} as it is now`);
+    assert.equal(host.emergency(), emergencySession(all, st), `step ${step}: the emergency session`);
+    for (const s of all) assert.ok(host.markerInUse(s.marker), `step ${step}: ${s.path}'s marker in use`);
+  }
+  assert.ok(emergencies > 5, 'emergency sessions were among them');
+});
