@@ -76,6 +76,9 @@ const RECONCILE_RETRY_MS = 1000;
 /** Monotonic milliseconds on the epoch scale: timers and leases do not jump with the wall clock. */
 export const clock = (): number => performance.timeOrigin + performance.now();
 
+/** An address as the plan and the kernel's events name it. */
+const addressKey = (ifindex: number, address: string, prefixLen: number): string => `${ifindex} ${address}/${prefixLen}`;
+
 export class Netsessiond {
   private state: EngineState;
   private readonly log: Logger;
@@ -125,6 +128,8 @@ export class Netsessiond {
   /** keys of the rules and routes the last reconcile wanted: a deletion of one is put right */
   private desiredRules = new Set<string>();
   private desiredRoutes = new Set<string>();
+  /** "ifindex address/prefix" of the addresses the last plan wants */
+  private desiredAddresses = new Set<string>();
   /** the session nft table last applied */
   private nftRouting: NftTableModel | undefined;
   private reconcileRetry: NodeJS.Timeout | undefined;
@@ -471,8 +476,8 @@ export class Netsessiond {
         return;
       case 'address':
         if (ev.address.family === AF_INET6) this.feedIpv6Addresses(ev.address.index);
-        // one of ours taken away behind our back: put it back
-        if (ev.op === 'del' && ev.address.protocol === this.cfg.ownership.protocol) this.scheduleReconcile();
+        // one of ours taken away behind our back: put it back (our own removals echo back: nothing to do)
+        if (ev.op === 'del' && ev.address.protocol === this.cfg.ownership.protocol && this.desiredAddresses.has(addressKey(ev.address.index, ev.address.address, ev.address.prefixLen))) this.scheduleReconcile();
         return;
       case 'route':
         if (ev.op === 'new' && ev.route.protocol === RTPROT_RA && ev.route.dstLen === 0 && ev.route.oif !== undefined && this.serviceAt(ev.route.oif)) this.dropKernelRaDefaults(ev.route.oif);
@@ -736,6 +741,7 @@ export class Netsessiond {
         this.indexedFor = { services: this.state.services, emergency: this.sessions.emergency()?.marker };
         this.desiredRules = new Set(rules.map(ruleKey));
         this.desiredRoutes = new Set(net.routes.map(routeBaseKey));
+        this.desiredAddresses = new Set(net.addresses.map((a) => addressKey(a.ifindex, a.address, a.prefixLen)));
         const nft = await this.desiredNft(now);
         // a table that only counts goes in after the sessions are told (it costs an nft run)
         const later = !nftRoutes(nft) && !nftRoutes(this.nftRouting);

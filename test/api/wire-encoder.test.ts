@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import dbus, { type Message, type MessageBus } from 'dbus-next';
-import { encodeMessage, holdWrites, useWireEncoder } from '../../src/api/bus/wire-encoder.ts';
+import { encodeMessage, holdWrites, sendBatch, useWireEncoder } from '../../src/api/bus/wire-encoder.ts';
 import { renderBusConfig } from '../../src/lab/bus-config.ts';
 import { waitFor } from '../helpers/connman.ts';
 import { openBus, uniqueName } from '../helpers/faults.ts';
@@ -156,6 +156,18 @@ test('holdWrites: what is written until the running code is done leaves in one w
     server.close();
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('sendBatch: messages leave a few at a time, the first ones while the rest are made', () => {
+  const log: string[] = [];
+  const stream = { writable: true, write: (d: Buffer) => log.push(`write ${d}`) > 0, cork: () => log.push('cork'), uncork: () => log.push('uncork') };
+  sendBatch({ _connection: { stream } }, (sent) => {
+    for (const m of ['a', 'b', 'c', 'd', 'e']) {
+      stream.write(Buffer.from(m));
+      sent();
+    }
+  }, 2);
+  assert.deepEqual(log, ['cork', 'write a', 'write b', 'uncork', 'cork', 'write c', 'write d', 'uncork', 'cork', 'write e', 'uncork']);
 });
 
 describe('wire encoder on a real dbus-daemon', () => {

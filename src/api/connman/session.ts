@@ -53,6 +53,8 @@ export class SessionApi {
    * handler resumes (same read from the bus), and the session would outlive its owner.
    */
   private readonly departed = new Set<string>();
+  /** while a publish runs: counts what it sends (its writes leave a few dozen messages at a time) */
+  private sent: (() => void) | undefined;
 
   constructor(
     private readonly bus: MessageBus,
@@ -185,7 +187,14 @@ export class SessionApi {
    * are the very same objects as last time are skipped without computing anything.
    */
   publish(removed: Iterable<{ session: Session; byDaemon: boolean }> = [], only?: Iterable<string>): void {
-    sendBatch(this.bus, () => this.tell(removed, only));
+    sendBatch(this.bus, (sent) => {
+      this.sent = sent;
+      try {
+        this.tell(removed, only);
+      } finally {
+        this.sent = undefined;
+      }
+    });
   }
 
   private tell(removed: Iterable<{ session: Session; byDaemon: boolean }>, only: Iterable<string> | undefined): void {
@@ -267,6 +276,7 @@ export class SessionApi {
     msg.flags = NO_REPLY_EXPECTED;
     try {
       this.bus.send(msg);
+      this.sent?.();
     } catch {
       // the bus connection is gone; the daemon notices that elsewhere
     }
