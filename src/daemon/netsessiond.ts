@@ -43,9 +43,10 @@ import {
 import { desiredNetwork } from '../engine/routing.ts';
 import type { EngineState, Service } from '../engine/types.ts';
 import { KernelMirror } from '../kernel/kernel-mirror.ts';
-import { AF_INET6, IFA_F_DADFAILED, IFA_F_TENTATIVE, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RTPROT_RA } from '../kernel/netlink/constants.ts';
+import { AF_INET, AF_INET6, IFA_F_DADFAILED, IFA_F_TENTATIVE, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RTPROT_RA } from '../kernel/netlink/constants.ts';
 import { Nft } from '../kernel/nft/nft.ts';
 import { ownsRoute, ownsRule } from '../kernel/reconciler/ownership.ts';
+import { addressKey } from '../kernel/rtnetlink/address.ts';
 import { routeBaseKey } from '../kernel/rtnetlink/route.ts';
 import { ruleKey } from '../kernel/rtnetlink/rule.ts';
 import { Reconciler } from '../kernel/reconciler/reconciler.ts';
@@ -75,9 +76,6 @@ const RECONCILE_RETRY_MS = 1000;
 
 /** Monotonic milliseconds on the epoch scale: timers and leases do not jump with the wall clock. */
 export const clock = (): number => performance.timeOrigin + performance.now();
-
-/** An address as the plan and the kernel's events name it. */
-const addressKey = (ifindex: number, address: string, prefixLen: number): string => `${ifindex} ${address}/${prefixLen}`;
 
 export class Netsessiond {
   private state: EngineState;
@@ -128,7 +126,7 @@ export class Netsessiond {
   /** keys of the rules and routes the last reconcile wanted: a deletion of one is put right */
   private desiredRules = new Set<string>();
   private desiredRoutes = new Set<string>();
-  /** "ifindex address/prefix" of the addresses the last plan wants */
+  /** keys of the addresses the last plan wants (rtnetlink/address.ts addressKey) */
   private desiredAddresses = new Set<string>();
   /** the session nft table last applied */
   private nftRouting: NftTableModel | undefined;
@@ -477,7 +475,7 @@ export class Netsessiond {
       case 'address':
         if (ev.address.family === AF_INET6) this.feedIpv6Addresses(ev.address.index);
         // one of ours taken away behind our back: put it back (our own removals echo back: nothing to do)
-        if (ev.op === 'del' && ev.address.protocol === this.cfg.ownership.protocol && this.desiredAddresses.has(addressKey(ev.address.index, ev.address.address, ev.address.prefixLen))) this.scheduleReconcile();
+        if (ev.op === 'del' && ev.address.protocol === this.cfg.ownership.protocol && this.desiredAddresses.has(addressKey(ev.address))) this.scheduleReconcile();
         return;
       case 'route':
         if (ev.op === 'new' && ev.route.protocol === RTPROT_RA && ev.route.dstLen === 0 && ev.route.oif !== undefined && this.serviceAt(ev.route.oif)) this.dropKernelRaDefaults(ev.route.oif);
@@ -741,7 +739,7 @@ export class Netsessiond {
         this.indexedFor = { services: this.state.services, emergency: this.sessions.emergency()?.marker };
         this.desiredRules = new Set(rules.map(ruleKey));
         this.desiredRoutes = new Set(net.routes.map(routeBaseKey));
-        this.desiredAddresses = new Set(net.addresses.map((a) => addressKey(a.ifindex, a.address, a.prefixLen)));
+        this.desiredAddresses = new Set(net.addresses.map((a) => addressKey({ family: a.address.includes(':') ? AF_INET6 : AF_INET, index: a.ifindex, address: a.address, prefixLen: a.prefixLen })));
         const nft = await this.desiredNft(now);
         // a table that only counts goes in after the sessions are told (it costs an nft run)
         const later = !nftRoutes(nft) && !nftRoutes(this.nftRouting);
