@@ -4,6 +4,7 @@
 // instead of hanging, and a bad address fails before anything is sent.
 import type { EventEmitter } from 'node:events';
 import dbus, { type Message, type MessageBus } from 'dbus-next';
+import { useWireCodec } from '../api/bus/wire-decoder.ts';
 import { ClientUsageError, DaemonError, DaemonUnavailableError, unavailableReasonOf } from './errors.ts';
 
 export const DEFAULT_SYSTEM_BUS_ADDRESS = 'unix:path=/var/run/dbus/system_bus_socket';
@@ -116,6 +117,8 @@ export class BusConnection {
     let bus: MessageBus;
     try {
       bus = dbus.sessionBus({ busAddress: address });
+      // our marshalling both ways (src/api/bus/wire-*.ts): a fraction of dbus-next's cost per message
+      useWireCodec(bus);
     } catch (err) {
       throw new DaemonUnavailableError('no-bus', address, `cannot connect to the bus at ${address}: ${describeSocketError(err)}`);
     }

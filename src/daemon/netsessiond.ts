@@ -7,8 +7,7 @@ import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 
 import { dirname, join } from 'node:path';
 import dbus, { type MessageBus } from 'dbus-next';
 import { ConnmanApi } from '../api/connman/connman-api.ts';
-import { useWireDecoder } from '../api/bus/wire-decoder.ts';
-import { useWireEncoder } from '../api/bus/wire-encoder.ts';
+import { useWireCodec } from '../api/bus/wire-decoder.ts';
 import { type SessionController, SessionApi } from '../api/connman/session.ts';
 import { reassign, sessionDemand } from '../engine/sessions.ts';
 import { cgroupPolicyPaths, indexSessionRules, nftRoutes, type SessionRuleIndex, sessionCounterCleanup, sessionNft, sessionRuleDelta, sessionRules } from '../engine/session-routing.ts';
@@ -237,8 +236,7 @@ export class Netsessiond {
     const bus = dbus.sessionBus({ busAddress: address });
     // our own marshalling for everything we send (Updates to thousands of sessions above all),
     // and our own reading of every call we answer
-    useWireEncoder(bus);
-    useWireDecoder(bus);
+    useWireCodec(bus);
     // dbus-next never settles its calls on a bus it cannot reach: wait for the handshake first
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`D-Bus ${address}: no answer within 5 s`)), 5000);

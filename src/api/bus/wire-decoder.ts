@@ -9,7 +9,7 @@
 // Big-endian messages and messages that carry file descriptors go through dbus-next's parser.
 import { createRequire } from 'node:module';
 import dbus, { type Message } from 'dbus-next';
-import { parseSignature, type TypeNode } from './wire-encoder.ts';
+import { parseSignature, type TypeNode, useWireEncoder } from './wire-encoder.ts';
 
 const require = createRequire(import.meta.url);
 // dbus-next's own parser for what this one leaves to it (same version as the Message class)
@@ -363,4 +363,10 @@ export function useWireDecoder(bus: unknown): boolean {
     });
   });
   return true;
+}
+
+/** Our marshalling for what `bus` sends and our reading of what it receives (before it connects). */
+export function useWireCodec(bus: unknown): void {
+  useWireEncoder(bus);
+  useWireDecoder(bus);
 }

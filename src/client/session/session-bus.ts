@@ -4,6 +4,7 @@
 // A session needs the MessageBus itself (to answer calls), which BusConnection keeps private.
 import type { EventEmitter } from 'node:events';
 import dbus, { type Message, type MessageBus } from 'dbus-next';
+import { useWireCodec } from '../../api/bus/wire-decoder.ts';
 import { busAddressProblem, type CallSpec, timedCall } from '../bus.ts';
 import { ClientUsageError, DaemonUnavailableError } from '../errors.ts';
 
@@ -74,6 +75,8 @@ export class SessionBus {
     let bus: MessageBus;
     try {
       bus = dbus.sessionBus({ busAddress: address });
+      // our marshalling both ways (src/api/bus/wire-*.ts): a fraction of dbus-next's cost per message
+      useWireCodec(bus);
     } catch (err) {
       throw new DaemonUnavailableError('no-bus', address, `cannot connect to the bus at ${address}: ${describe(err)}`);
     }
