@@ -42,7 +42,8 @@ import {
 import { desiredNetwork } from '../engine/routing.ts';
 import type { EngineState, Service } from '../engine/types.ts';
 import { KernelMirror } from '../kernel/kernel-mirror.ts';
-import { AF_INET, AF_INET6, IFA_F_DADFAILED, IFA_F_TENTATIVE, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RTPROT_RA } from '../kernel/netlink/constants.ts';
+import { AF_INET6, IFA_F_DADFAILED, IFA_F_TENTATIVE, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RTPROT_RA } from '../kernel/netlink/constants.ts';
+import { familyOf } from '../kernel/netlink/codec.ts';
 import { Nft } from '../kernel/nft/nft.ts';
 import { ownsRoute, ownsRule } from '../kernel/reconciler/ownership.ts';
 import { addressKey } from '../kernel/rtnetlink/address.ts';
@@ -737,7 +738,7 @@ export class Netsessiond {
         this.indexedFor = { services: this.state.services, emergency: this.sessions.emergency()?.marker };
         this.desiredRules = new Set(rules.map(ruleKey));
         this.desiredRoutes = new Set(net.routes.map(routeBaseKey));
-        this.desiredAddresses = new Set(net.addresses.map((a) => addressKey({ family: a.address.includes(':') ? AF_INET6 : AF_INET, index: a.ifindex, address: a.address, prefixLen: a.prefixLen })));
+        this.desiredAddresses = new Set(net.addresses.map((a) => addressKey({ family: familyOf(a.address), index: a.ifindex, address: a.address, prefixLen: a.prefixLen })));
         const nft = await this.desiredNft(now);
         // a table that only counts goes in after the sessions are told (it costs an nft run)
         const later = !nftRoutes(nft) && !nftRoutes(this.nftRouting);

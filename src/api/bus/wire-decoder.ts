@@ -9,7 +9,7 @@
 // Big-endian messages and messages that carry file descriptors go through dbus-next's parser.
 import { createRequire } from 'node:module';
 import dbus, { type Message } from 'dbus-next';
-import { parseSignature, type TypeNode, useWireEncoder } from './wire-encoder.ts';
+import { connectionOf, parseSignature, type TypeNode, useWireEncoder } from './wire-encoder.ts';
 
 const require = createRequire(import.meta.url);
 // dbus-next's own parser for what this one leaves to it (same version as the Message class)
@@ -327,7 +327,7 @@ interface ConnectionInternals {
  * file descriptors, is left as it is.
  */
 export function useWireDecoder(bus: unknown): boolean {
-  const conn = (bus as { _connection?: ConnectionInternals })._connection;
+  const conn = connectionOf<ConnectionInternals>(bus);
   if (!conn || typeof conn.once !== 'function' || typeof conn.emit !== 'function' || conn.state === 'connected') return false;
   conn.once('connect', () => {
     // dbus-next adds its 'readable' reader right after this event: take it off before it runs

@@ -294,7 +294,8 @@ interface ConnectionInternals {
   once(event: 'connect', f: () => void): void;
 }
 
-const connectionOf = (bus: unknown): ConnectionInternals | undefined => (bus as { _connection?: ConnectionInternals })._connection;
+/** dbus-next 0.10's private connection object of a MessageBus (the encoder and decoder each name what they use of it). */
+export const connectionOf = <C = ConnectionInternals>(bus: unknown): C | undefined => (bus as { _connection?: C })._connection;
 
 /**
  * Makes `bus` send every message through encodeMessage. Messages with file descriptors (and

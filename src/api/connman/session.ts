@@ -53,8 +53,6 @@ export class SessionApi {
    * handler resumes (same read from the bus), and the session would outlive its owner.
    */
   private readonly departed = new Set<string>();
-  /** while a publish runs: counts what it sends (its writes leave a few dozen messages at a time) */
-  private sent: (() => void) | undefined;
 
   constructor(
     private readonly bus: MessageBus,
@@ -187,17 +185,11 @@ export class SessionApi {
    * are the very same objects as last time are skipped without computing anything.
    */
   publish(removed: Iterable<{ session: Session; byDaemon: boolean }> = [], only?: Iterable<string>): void {
-    sendBatch(this.bus, (sent) => {
-      this.sent = sent;
-      try {
-        this.tell(removed, only);
-      } finally {
-        this.sent = undefined;
-      }
-    });
+    sendBatch(this.bus, (sent) => this.tell(removed, only, sent));
   }
 
-  private tell(removed: Iterable<{ session: Session; byDaemon: boolean }>, only: Iterable<string> | undefined): void {
+  /** `sent` is told of every message (sendBatch: its writes leave a few dozen at a time). */
+  private tell(removed: Iterable<{ session: Session; byDaemon: boolean }>, only: Iterable<string> | undefined, sent: () => void): void {
     const st = this.ctl.sessions();
     const engine = this.ctl.engine();
     const emergency = this.ctl.emergency() !== undefined;
@@ -224,7 +216,7 @@ export class SessionApi {
         if (!sameVariant(last.dict.State, state)) out.State = state;
         for (const k of SERVICE_GROUP) if (!sameVariant(last.dict[k], part[k])) out[k] = part[k] as Dict[string];
         this.told.set(s.path, { dict: Object.keys(out).length > 0 ? { ...last.dict, ...out } : last.dict, session: s, service, emergency });
-        if (Object.keys(out).length > 0) this.notify(s, 'Update', out);
+        if (Object.keys(out).length > 0) this.notify(s, sent, 'Update', out);
         return;
       }
       const dict = sessionSettings(s, service, now, emergency, partOf(service));
@@ -238,7 +230,7 @@ export class SessionApi {
         }
       }
       this.told.set(s.path, { dict, session: s, service, emergency });
-      if (Object.keys(out).length > 0) this.notify(s, 'Update', out);
+      if (Object.keys(out).length > 0) this.notify(s, sent, 'Update', out);
     };
     // sessions with Priority granted are told first (seed 001)
     const first = (s: Session): boolean => s.request.priority && s.policy?.priority === true;
@@ -255,17 +247,17 @@ export class SessionApi {
       const last = this.told.get(s.path);
       this.told.delete(s.path);
       this.tree.remove(s.path);
-      if (byDaemon) this.notify(s, 'Release');
+      if (byDaemon) this.notify(s, sent, 'Release');
       else if (last && (last.dict.State as { value?: unknown } | undefined)?.value !== 'disconnected') {
         // ConnMan: a session that ends while connected tells its owner it is disconnected
         const V = dbus.Variant;
-        this.notify(s, 'Update', { State: new V('s', 'disconnected'), Name: new V('s', ''), IPv4: new V('a{sv}', {}), IPv6: new V('a{sv}', {}), Interface: new V('s', ''), Bearer: new V('s', '') });
+        this.notify(s, sent, 'Update', { State: new V('s', 'disconnected'), Name: new V('s', ''), IPv4: new V('a{sv}', {}), IPv6: new V('a{sv}', {}), Interface: new V('s', ''), Bearer: new V('s', '') });
       }
     }
   }
 
   /** A call into the application, without waiting for (or keeping a slot for) its reply. */
-  private notify(s: Session, member: 'Update' | 'Release', dict?: Dict): void {
+  private notify(s: Session, sent: () => void, member: 'Update' | 'Release', dict?: Dict): void {
     const msg = new dbus.Message({
       destination: s.owner,
       path: s.notifier,
@@ -276,7 +268,7 @@ export class SessionApi {
     msg.flags = NO_REPLY_EXPECTED;
     try {
       this.bus.send(msg);
-      this.sent?.();
+      sent();
     } catch {
       // the bus connection is gone; the daemon notices that elsewhere
     }
