@@ -10,7 +10,7 @@ import { ConnmanApi } from '../api/connman/connman-api.ts';
 import { useWireCodec } from '../api/bus/wire-decoder.ts';
 import { type SessionController, SessionApi } from '../api/connman/session.ts';
 import { reassign, sessionDemand } from '../engine/sessions.ts';
-import { cgroupPolicyPaths, indexSessionRules, nftRoutes, type SessionRuleIndex, sessionCounterCleanup, sessionNft, sessionRuleDelta, sessionRules } from '../engine/session-routing.ts';
+import { cgroupPolicyPaths, indexSessionRules, nftRoutes, type SessionRuleIndex, sessionCounterCleanup, sessionNft, sessionRuleDelta, sessionRules, toldBeforeItsRules } from '../engine/session-routing.ts';
 import type { NftTableModel } from '../kernel/nft/model.ts';
 import { CgroupWatch } from './cgroup-watch.ts';
 import type { Identity, Session } from '../engine/session-types.ts';
@@ -119,6 +119,8 @@ export class Netsessiond {
   private sessionIndex: SessionRuleIndex | undefined;
   /** what the index was made for: a fast pass is right only while these stay */
   private indexedFor: { services: EngineState['services']; emergency: number | undefined } | undefined;
+  /** the services whose state (addresses, routes, rules) the kernel holds: set by a full pass that had no error */
+  private kernelFor: EngineState['services'] | undefined;
   /** every session was told after the last full pass (so a sessions pass need tell only its own) */
   private toldAll = false;
   /** sessions created, changed or ended since the last pass (paths; the ended ones themselves) */
@@ -414,8 +416,25 @@ export class Netsessiond {
     clearImmediate(this.sessionsTimer);
     this.sessionsTimer = undefined;
     this.syncSessions(this.pendingRemoved.splice(0));
+    this.tellBeforeRules();
     // sessions alone changed: their own rules may be all the kernel needs
     this.scheduleReconcile(false);
+  }
+
+  /**
+   * Sessions created or changed by a call whose Update depends on no rule of their own are told
+   * now, when the kernel already holds their services as they are: the wait for their marker
+   * rules would only delay what they can already use (ConnMan's own sessions, typically).
+   */
+  private tellBeforeRules(): void {
+    if (this.fullPending || this.kernelFor !== this.state.services || this.sessionDelta.changed.size === 0) return;
+    const st = this.sessions.state;
+    const now: string[] = [];
+    for (const p of this.sessionDelta.changed) {
+      const s = st.sessions.get(p);
+      if (s && toldBeforeItsRules(s)) now.push(p);
+    }
+    if (now.length > 0) this.sessionApi?.publish([], now);
   }
 
   /** Sessions follow services; services follow what active sessions ask for. */
@@ -726,6 +745,8 @@ export class Netsessiond {
         if (this.stopping) return;
         if (!this.fullPending && (await this.sessionsPass())) continue;
         this.fullPending = false;
+        this.kernelFor = undefined;
+        const services = this.state.services;
         this.sessionDelta.changed.clear();
         this.sessionDelta.removed.length = 0;
         const now = clock();
@@ -749,6 +770,7 @@ export class Netsessiond {
           nft: later ? 'keep' : nft,
         });
         if (!later) this.nftRouting = nft;
+        if (report.errors.length === 0 && report.conflicts.length === 0) this.kernelFor = services;
         for (const e of report.errors) this.log.warn(`kernel: ${e.message}`);
         for (const c of report.conflicts) this.log.warn(`kernel: route ${c.desired.dst}/${c.desired.dstLen} table ${c.desired.table} metric ${c.desired.priority} is taken by a foreign route (proto ${c.foreign.protocol}): left alone`);
         if (!report.unchanged) this.log.debug(`kernel: ${JSON.stringify({ addresses: report.addresses, routes: report.routes, rules: report.rules })}`);

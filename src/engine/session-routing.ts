@@ -196,6 +196,16 @@ export function plainSession(s: Session): boolean {
   return !s.request.emergencyCall && (m === undefined || (m.uid === undefined && m.gid === undefined && m.cgroup === undefined));
 }
 
+/**
+ * A session whose Update shows nothing its own kernel state routes: it reports no
+ * SessionMarker (not extended), no uid/gid/cgroup rule or emergency firewall follows it, and
+ * source-address rules belong to services. Once the services' own state is in the kernel, it
+ * can be told at once; its marker rules follow without anyone able to use them yet.
+ */
+export function toldBeforeItsRules(s: Session): boolean {
+  return !s.request.extended && plainSession(s);
+}
+
 const serviceBlockOf = (t: ReturnType<typeof leafTarget>, base: number): number | undefined => (t && 'goto' in t ? Math.floor((t.goto - base - SERVICE_BLOCK_FIRST) / 6) : undefined);
 
 function leafRules(engine: EngineState, s: Session, layout: SessionLayout): { rules: Rule[]; k: number | undefined } {

@@ -36,8 +36,12 @@ describe('sessions', { skip }, () => {
   });
 
   test('first Update: ConnMan\'s eleven keys in ConnMan\'s order for a plain client; ours only for extended ones', async () => {
+    const markerRules = (): number => ourRules(lab.device.netns).filter((l) => /fwmark 0x[0-9a-f]+ /.test(l) && !/fwmark 0x[0-9a-f]+\/0x/.test(l)).length;
+    const before = markerRules();
     await app.create('/plain', {});
     await waitFor('first Update', async () => (app.updates.get('/plain')?.length ?? 0) > 0);
+    // told without waiting for its marker rules (it cannot use them): they follow, one per family
+    await waitFor('the plain session\'s marker rules', async () => markerRules() === before + 2, 3000);
     assert.deepEqual(Object.keys(app.updates.get('/plain')![0]!), ['State', 'Name', 'IPv4', 'IPv6', 'Interface', 'Bearer', 'ConnectionType', 'AllowedBearers', 'AllowedInterface', 'ContextIdentifier', 'SourceIPRule']);
     assert.deepEqual(app.view('/plain').AllowedBearers, ['*']);
     await app.create('/ext', { AvoidHandover: new V('b', false) });

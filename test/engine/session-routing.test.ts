@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DEFAULT_REQUEST } from '../../src/engine/sessions.ts';
-import { cgroupPolicyPaths, sessionNft, type SessionNftInput } from '../../src/engine/session-routing.ts';
+import { cgroupPolicyPaths, sessionNft, type SessionNftInput, toldBeforeItsRules } from '../../src/engine/session-routing.ts';
 import type { PolicyGroup, Session, SessionsState } from '../../src/engine/session-types.ts';
 import { renderReplace, structureDigest } from '../../src/kernel/nft/render.ts';
 
@@ -113,4 +113,13 @@ test('sessionNft: without gid or cgroup sessions the route chain marks nothing; 
   const st = state(session(undefined, 0x40000001, 1));
   assert.deepEqual(routeChain(st), ['meta mark & 0x40000000 == 0x40000000 ct mark set meta mark', 'meta mark & 0x40000000 == 0x40000000 update @session_tx { meta mark counter }']);
   assert.equal(sessionNft(state(), input()), undefined);
+});
+
+test('toldBeforeItsRules: only a session whose Update shows nothing its own rules route (no marker, no uid/gid/cgroup rule, no emergency)', () => {
+  assert.equal(toldBeforeItsRules(session(undefined, 1, 0)), true, 'a ConnMan client\'s session');
+  for (const match of [{ selinux: 'app_t' }, { contextIdentifier: 'tab1' }]) assert.equal(toldBeforeItsRules(session(match, 1, 0)), true, `policy ${JSON.stringify(match)}: nothing in the kernel`);
+  for (const match of [{ uid: 1000 }, { gid: 1000 }, { cgroup: '/app.slice' }]) assert.equal(toldBeforeItsRules(session(match, 1, 0)), false, `policy ${JSON.stringify(match)}: its traffic is routed by its rules`);
+  const ext = session(undefined, 1, 0);
+  assert.equal(toldBeforeItsRules({ ...ext, request: { ...ext.request, extended: true } }), false, 'an extended session learns its SessionMarker from the Update');
+  assert.equal(toldBeforeItsRules({ ...ext, request: { ...ext.request, emergencyCall: true } }), false, 'an emergency session');
 });

@@ -354,16 +354,21 @@ export function sendBatch(bus: unknown, f: (sent: () => void) => void, every = 6
 const holding = new WeakSet<object>();
 
 /**
- * Corks the connection's socket until the code running now is done (a microtask): the replies
- * to every call read in one batch leave in one write, not one each.
+ * Corks the connection's socket until the code running now, and the microtasks it queues, are
+ * done: the replies to every call read in one batch, and what they start at once, leave in
+ * one write, not one each (a write to the bus costs more than making a message).
  */
 export function holdWrites(bus: unknown): void {
   const stream = connectionOf(bus)?.stream;
   if (!stream || holding.has(stream) || typeof stream.cork !== 'function' || typeof stream.uncork !== 'function') return;
   holding.add(stream);
   stream.cork();
-  queueMicrotask(() => {
-    holding.delete(stream);
-    stream.uncork?.();
-  });
+  // two hops: what that code queued for right after it (the daemon's Updates that follow
+  // a reply) still goes in the same write, behind the replies
+  queueMicrotask(() =>
+    queueMicrotask(() => {
+      holding.delete(stream);
+      stream.uncork?.();
+    }),
+  );
 }
