@@ -4,11 +4,14 @@
 // them by peers/connman.ts). The client is the same for both daemons (lib/session-client.ts:
 // dbus-next MessageBus connections that serve the notifier objects).
 //
-// Lab A (per daemon):
+// Lab A, paired (every daemon in a lab of its own, all at once; one call to each in turn, in a
+// random order each round, so the noise of the moment on a small VM falls on both alike:
+// measured one daemon after the other, the same p50 ratio moved by ±0.3 from run to run):
 //   0. Manager.GetProperties round trips, timed the same way: the floor of bus + client
 //   1. CreateSession → its reply, and → the first Update on the notifier: p50/p99 over
 //      BENCH_CREATE_ROUNDS sequential sessions (settings {}, one connection, after 5 warm-up
 //      sessions that are not counted)
+// Lab A (per daemon):
 //   2. BENCH_CONCURRENT connections (opened first, not timed) each send one CreateSession at
 //      the same moment: time until all replies, and all first Updates, arrived
 //   3. BENCH_SESSIONS_HELD sessions held (AllowedInterface = uplink T, BENCH_SESSIONS_PER_CONN
@@ -91,6 +94,8 @@ const SEEN_MS = 5000;
 const SERVICE_UP = new Set(['ready', 'online']);
 const SESSION_UP = new Set(['connected', 'online']);
 const LAB_A = 'bsess';
+/** the paired labs of steps 0 and 1, one per daemon */
+const labP = (kind: DaemonKind): string => `bsesp${kind === 'netsession' ? 'n' : 'c'}`;
 const LAB_B = 'bsessbst';
 const LAB_C = 'bsessmny';
 const UPLINKS = 3;
@@ -485,6 +490,60 @@ const strip = (b: CreateBatch): Omit<CreateBatch, 'sessions'> => {
   return rest;
 };
 
+/** Random order (each round anew): neither daemon is always the one measured right after the other. */
+function shuffled<T>(xs: T[]): T[] {
+  const out = [...xs];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [out[i], out[j]] = [out[j] as T, out[i] as T];
+  }
+  return out;
+}
+
+/** Steps 0 and 1, paired: every daemon in its own lab at once, one call to each in turn. */
+async function scenarioLatency(res: Map<DaemonKind, AResult>): Promise<void> {
+  const sides: { kind: DaemonKind; r: Running; hub: SessionHub; c: BenchConn; res: AResult }[] = [];
+  for (const [kind, out] of res) {
+    const { r, a } = await start(kind, labP(kind), 'latency');
+    sides.push({ kind, r, hub: a.hub, c: await a.hub.connect(), res: out });
+  }
+  for (const x of sides) await settle(x.r.pid, 20_000);
+
+  // 0. the floor: a call that does nothing, through the same bus and client
+  for (let i = 0; i < WARMUP + ROUNDS; i++) {
+    for (const x of shuffled(sides)) {
+      const rt = await x.c.roundTrip('/', 'net.connman.Manager', 'GetProperties');
+      if (i >= WARMUP) x.res.getPropertiesMs.push(rt);
+      await sleep(1);
+    }
+  }
+
+  // 1. sequential CreateSession
+  process.stderr.write(`bench: ${sides.map((x) => x.kind).join(', ')}: ${ROUNDS} sequential CreateSession, paired\n`);
+  for (let i = 0; i < WARMUP + ROUNDS; i++) {
+    for (const { hub, c, res: out } of shuffled(sides)) {
+      const s = c.create(settings({}), `/bench/seq/s${i}`);
+      await hub.until(() => s.done && s.tReply !== undefined, 10_000);
+      if (i >= WARMUP) {
+        if (s.error !== undefined) out.latencyErrors[s.error] = (out.latencyErrors[s.error] ?? 0) + 1;
+        else if (s.tReply === undefined || s.tFirst === undefined) out.latencyErrors.timeout = (out.latencyErrors.timeout ?? 0) + 1;
+        else {
+          out.replyMs.push(s.tReply - s.t0);
+          out.firstMs.push(s.tFirst - s.t0);
+          const st = `${s.updates[0]?.changed.State}`;
+          out.firstState[st] = (out.firstState[st] ?? 0) + 1;
+        }
+      }
+      await sleep(GAP_MS);
+    }
+  }
+  for (const x of sides) {
+    x.c.close();
+    checkAlive(x.r);
+  }
+  await bench.teardown();
+}
+
 async function scenarioA(kind: DaemonKind, res: AResult): Promise<void> {
   const { r, a } = await start(kind, LAB_A, 'a');
   const hub = a.hub;
@@ -492,35 +551,6 @@ async function scenarioA(kind: DaemonKind, res: AResult): Promise<void> {
   const T = r.lab.uplinks[t]?.ifname as string;
   res.toggled = T;
   res.rssIdleKiB = rssKiB(r.pid);
-
-  // 0. the floor: a call that does nothing, through the same bus and client
-  const c = await hub.connect();
-  for (let i = 0; i < WARMUP + ROUNDS; i++) {
-    const rt = await c.roundTrip('/', 'net.connman.Manager', 'GetProperties');
-    if (i >= WARMUP) res.getPropertiesMs.push(rt);
-    await sleep(1);
-  }
-
-  // 1. sequential CreateSession
-  process.stderr.write(`bench: ${kind}: ${ROUNDS} sequential CreateSession\n`);
-  for (let i = 0; i < WARMUP + ROUNDS; i++) {
-    const s = c.create(settings({}), `/bench/seq/s${i}`);
-    await hub.until(() => s.done && s.tReply !== undefined, 10_000);
-    if (i >= WARMUP) {
-      if (s.error !== undefined) res.latencyErrors[s.error] = (res.latencyErrors[s.error] ?? 0) + 1;
-      else if (s.tReply === undefined || s.tFirst === undefined) res.latencyErrors.timeout = (res.latencyErrors.timeout ?? 0) + 1;
-      else {
-        res.replyMs.push(s.tReply - s.t0);
-        res.firstMs.push(s.tFirst - s.t0);
-        const st = `${s.updates[0]?.changed.State}`;
-        res.firstState[st] = (res.firstState[st] ?? 0) + 1;
-      }
-    }
-    await sleep(GAP_MS);
-  }
-  c.close();
-  await settle(r.pid, 20_000);
-  checkAlive(r);
 
   // 2. concurrent CreateSession from separate connections
   process.stderr.write(`bench: ${kind}: ${CONCURRENT} concurrent CreateSession from ${CONCURRENT} connections\n`);
@@ -703,15 +733,9 @@ async function main(): Promise<void> {
   const resB = new Map<DaemonKind, BResult>();
   const resC = new Map<DaemonKind, CResult>();
   const version = (await run('connmand', ['-v'], { check: false })).stdout.trim();
+  for (const k of KINDS) resA.set(k, { toggled: '', rssIdleKiB: undefined, getPropertiesMs: [], replyMs: [], firstMs: [], latencyErrors: {}, firstState: {} });
   const scenarios: { lab: string; run: (k: DaemonKind) => Promise<void> }[] = [
-    {
-      lab: 'a',
-      run: (k) => {
-        const res: AResult = { toggled: '', rssIdleKiB: undefined, getPropertiesMs: [], replyMs: [], firstMs: [], latencyErrors: {}, firstState: {} };
-        resA.set(k, res);
-        return scenarioA(k, res);
-      },
-    },
+    { lab: 'a', run: (k) => scenarioA(k, resA.get(k) as AResult) },
     {
       lab: 'b',
       run: (k) => {
@@ -730,6 +754,10 @@ async function main(): Promise<void> {
     },
   ];
   try {
+    if (LABS.has('a')) {
+      process.stderr.write(`bench: ${KINDS.join(', ')}, lab A latency (paired)\n`);
+      await bench.attempt('lab A latency (paired)', () => scenarioLatency(resA));
+    }
     // one lab-heavy thing at a time: each daemon in its own lab, one after the other
     for (const sc of scenarios) {
       if (!LABS.has(sc.lab)) continue;

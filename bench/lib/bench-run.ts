@@ -1,7 +1,8 @@
 // The harness the lab benchmarks (core.ts, sessions.ts, faults.ts) share: which daemons to
-// compare, integer settings from the environment, and one run's bookkeeping: the lab in use
-// and its daemon, removed by teardown() after each scenario, after a failure and on Ctrl-C,
-// with the daemon's log kept in the run's output dir (the lab dir goes with the lab).
+// compare, integer settings from the environment, and one run's bookkeeping: the labs in use
+// (one, or two side by side for paired measurements) and their daemons, removed by teardown()
+// after each scenario, after a failure and on Ctrl-C, with each daemon's log kept in the run's
+// output dir (the lab dir goes with the lab).
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { labDown } from '../../src/lab/lab.ts';
 import { isRunning, tail } from '../../src/lab/processes.ts';
@@ -78,8 +79,8 @@ export class ActiveLab {
 }
 
 /**
- * One benchmark run: its output dir, the scenarios that failed, and the lab in use. It owns
- * SIGINT and SIGTERM (hence one per process): the lab is removed, then the process exits 130.
+ * One benchmark run: its output dir, the scenarios that failed, and the labs in use. It owns
+ * SIGINT and SIGTERM (hence one per process): the labs are removed, then the process exits 130.
  */
 export class BenchRun {
   private static created = false;
@@ -89,7 +90,7 @@ export class BenchRun {
   readonly errors: string[] = [];
   /** by SIGINT/SIGTERM: no new lab, and a scenario's failure ends the run instead of being recorded */
   private interrupted = false;
-  private active: ActiveLab | undefined;
+  private readonly active = new Set<ActiveLab>();
   /** a lab or daemon being started: an interruption waits for it, or what it builds would leak */
   private starting: Promise<unknown> | undefined;
   private removing: Promise<void> | undefined;
@@ -111,11 +112,12 @@ export class BenchRun {
     }
   }
 
-  /** Makes the lab about to be built the one in use, before it exists: an interruption during labUp still removes it. */
+  /** Adds the lab about to be built to those in use, before it exists: an interruption during labUp still removes it. */
   beginLab(name: string, label: string): ActiveLab {
     if (this.interrupted) throw new Error('interrupted');
-    this.active = new ActiveLab(name, label);
-    return this.active;
+    const lab = new ActiveLab(name, label);
+    this.active.add(lab);
+    return lab;
   }
 
   /** A lab or daemon start that an interruption must wait for. */
@@ -126,13 +128,15 @@ export class BenchRun {
     });
   }
 
-  /** Stops the daemon of the lab in use and removes the lab; safe to call twice at once. */
+  /** Stops the daemons of the labs in use and removes the labs; safe to call twice at once. */
   teardown(): Promise<void> {
     if (this.removing) return this.removing;
-    const lab = this.active;
-    this.active = undefined;
-    if (!lab) return Promise.resolve();
-    this.removing = this.remove(lab).finally(() => {
+    const labs = [...this.active];
+    this.active.clear();
+    if (labs.length === 0) return Promise.resolve();
+    this.removing = (async () => {
+      for (const lab of labs) await this.remove(lab);
+    })().finally(() => {
       this.removing = undefined;
     });
     return this.removing;

@@ -503,7 +503,7 @@ export function groupsOf(run: BenchRun): Group[] {
       return [
         {
           title: 'Lab A: latency, concurrency, held sessions',
-          workload: `3 uplinks, one daemon at a time in a fresh lab; the same dbus-next client for both; ${n(at(s, 'rounds'))} sequential CreateSession (settings {}, +5 warm-up, 10 ms apart) and as many Manager.GetProperties; ${n(at(s, 'concurrent'))} connections each sending one CreateSession at once; ${n(at(s, 'held'))} sessions held (AllowedInterface = one uplink, ${n(at(s, 'perConn'))} per connection, ${n(at(s, 'window'))} in flight); that uplink's carrier down and back (t0 = our netlink request)`,
+          workload: `3 uplinks, one daemon at a time in a fresh lab, except the latencies: both daemons at once in labs of their own, one call to each in turn (random order each round); the same dbus-next client for both; ${n(at(s, 'rounds'))} sequential CreateSession (settings {}, +5 warm-up, 10 ms apart) and as many Manager.GetProperties; ${n(at(s, 'concurrent'))} connections each sending one CreateSession at once; ${n(at(s, 'held'))} sessions held (AllowedInterface = one uplink, ${n(at(s, 'perConn'))} per connection, ${n(at(s, 'window'))} in flight); that uplink's carrier down and back (t0 = our netlink request)`,
           has: (l) => !inB(l) && !inC(l),
         },
         { title: 'Lab B: burst', workload: `a fresh daemon; ${held} CreateSession written at once over ${Math.ceil(Number(held) / Number(at(s, 'perConn') ?? 100))} connections; then a carrier loss: are the service and the sessions told?`, has: inB },
