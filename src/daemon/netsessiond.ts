@@ -10,7 +10,7 @@ import { ConnmanApi } from '../api/connman/connman-api.ts';
 import { useWireCodec } from '../api/bus/wire-decoder.ts';
 import { type SessionController, SessionApi } from '../api/connman/session.ts';
 import { reassign, sessionDemand } from '../engine/sessions.ts';
-import { cgroupPolicyPaths, indexSessionRules, nftRoutes, type SessionRuleIndex, sessionCounterCleanup, sessionNft, sessionRuleDelta, sessionRules, toldBeforeItsRules } from '../engine/session-routing.ts';
+import { cgroupPolicyPaths, indexSessionRules, nftRoutes, type SessionRuleIndex, sessionCounterCleanup, sessionNft, sessionRuleDelta, routedByOwnRules, sessionRules } from '../engine/session-routing.ts';
 import type { NftTableModel } from '../kernel/nft/model.ts';
 import { CgroupWatch } from './cgroup-watch.ts';
 import type { Identity, Session } from '../engine/session-types.ts';
@@ -422,9 +422,9 @@ export class Netsessiond {
   }
 
   /**
-   * Sessions created or changed by a call whose Update depends on no rule of their own are told
-   * now, when the kernel already holds their services as they are: the wait for their marker
-   * rules would only delay what they can already use (ConnMan's own sessions, typically).
+   * Sessions created or changed by a call that have no kernel state of their own (a ConnMan
+   * client's) are told now, when the kernel already holds their services as they are: there is
+   * nothing to wait for.
    */
   private tellBeforeRules(): void {
     if (this.fullPending || this.kernelFor !== this.state.services || this.sessionDelta.changed.size === 0) return;
@@ -432,7 +432,7 @@ export class Netsessiond {
     const now: string[] = [];
     for (const p of this.sessionDelta.changed) {
       const s = st.sessions.get(p);
-      if (s && toldBeforeItsRules(s)) now.push(p);
+      if (s && !routedByOwnRules(s)) now.push(p);
     }
     if (now.length > 0) this.sessionApi?.publish([], now);
   }

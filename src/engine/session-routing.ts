@@ -5,11 +5,13 @@
 //    and is `unreachable` otherwise (fail closed). The rule is consulted at connect(), so the
 //    source address is the service's own: no NAT needed.
 //  - uid policies: `uidrange` rules, straight to the table or `unreachable`.
+//  - A ConnMan client's session (routedByOwnRules: no marker reported, no policy that routes)
+//    has no rule at all: nobody outside the daemon knows its marker.
 // The kernel scans rules linearly, so marker rules sit in blocks of 64 behind one `goto`
 // per block, and unmarked traffic jumps over all of them with one rule:
 //   B+100  not fwmark SESSION/SESSION goto B+901                      unmarked: skip
 //   B+200  fwmark SESSION|blk<<6 / ~63 goto B+201+blk                 one per block in use
-//   B+201+blk  fwmark <marker> goto <service block> | unreachable    one per session
+//   B+201+blk  fwmark <marker> goto <service block> | unreachable    one per session that has one
 //   B+641  fwmark SESSION/SESSION unreachable                        unknown or stale marker
 //   B+644+6k   fwmark SESSION/SESSION nop                            goto target, always there
 //   B+645+6k   fwmark SESSION/SESSION lookup <table of service k>    while it is ready or online
@@ -154,7 +156,7 @@ export function sessionRules(sessions: SessionsState, engine: EngineState, layou
     rule(family, B + 100, { fwmark: SESSION_BIT, fwmask: SESSION_BIT, invert: true, action: FR_ACT_GOTO, goto: B + 901 });
     for (const blk of blocks) out.push(blockGotoRule(family, blk, layout));
     // each session's marker rules, as indexed: [IPv4, IPv6]
-    for (const e of index.byMarker.values()) out.push(e.rules[fi] as Rule);
+    for (const e of index.byMarker.values()) if (e.rules.length > 0) out.push(e.rules[fi] as Rule);
     rule(family, B + LEAF_CATCH, { ...sessionBit, action: FR_ACT_UNREACHABLE });
     for (const [k, svc] of serviceBlocks) out.push(...serviceBlockRules(family, k, svc, layout));
     rule(family, B + 900, { ...sessionBit, action: FR_ACT_UNREACHABLE });
@@ -197,18 +199,23 @@ export function plainSession(s: Session): boolean {
 }
 
 /**
- * A session whose Update shows nothing its own kernel state routes: it reports no
- * SessionMarker (not extended), no uid/gid/cgroup rule or emergency firewall follows it, and
- * source-address rules belong to services. Once the services' own state is in the kernel, it
- * can be told at once; its marker rules follow without anyone able to use them yet.
+ * Whether the kernel holds anything for this session alone. A ConnMan client's session (no
+ * seed 001 key, so no SessionMarker reported; no uid/gid/cgroup policy; no emergency) has
+ * nothing: nobody outside the daemon learns its marker, so a marker rule would only cost an
+ * insert (linear in the rules, in the kernel) and a step in every lookup. Like ConnMan's, it
+ * changes no kernel state, and it can be told of a change as soon as its services are in the
+ * kernel. (Source-address rules belong to services.)
  */
-export function toldBeforeItsRules(s: Session): boolean {
-  return !s.request.extended && plainSession(s);
+export function routedByOwnRules(s: Session): boolean {
+  return s.request.extended || !plainSession(s);
 }
 
 const serviceBlockOf = (t: ReturnType<typeof leafTarget>, base: number): number | undefined => (t && 'goto' in t ? Math.floor((t.goto - base - SERVICE_BLOCK_FIRST) / 6) : undefined);
 
+const NO_RULES: { rules: Rule[]; k: undefined } = { rules: [], k: undefined };
+
 function leafRules(engine: EngineState, s: Session, layout: SessionLayout): { rules: Rule[]; k: number | undefined } {
+  if (!routedByOwnRules(s)) return NO_RULES;
   const t = leafTarget(engine, s, layout.base);
   const at = layout.base + 201 + blockOf(s.marker);
   return { rules: [leafRule(AF_INET, at, s.marker, t, layout.protocol), leafRule(AF_INET6, at, s.marker, t, layout.protocol)], k: serviceBlockOf(t, layout.base) };
@@ -221,6 +228,7 @@ export function indexSessionRules(sessions: SessionsState, engine: EngineState, 
   for (const s of sessions.sessions.values()) {
     const { rules, k } = leafRules(engine, s, layout);
     index.byMarker.set(s.marker, { session: s, rules });
+    if (rules.length === 0) continue;
     const b = blockOf(s.marker);
     index.blocks.set(b, (index.blocks.get(b) ?? 0) + 1);
     if (k !== undefined) index.serviceBlocks.set(k, (index.serviceBlocks.get(k) ?? 0) + 1);
@@ -254,8 +262,10 @@ export function sessionRuleDelta(
     const old = next.has(marker) ? next.get(marker) : index.byMarker.get(marker);
     if (!old) return true;
     if (!plainSession(old.session)) return false;
-    bump(blocks, blockOf(marker), -1);
-    bump(serviceBlocks, serviceBlockOf(leafTarget(engine, old.session, layout.base), layout.base), -1);
+    if (old.rules.length > 0) {
+      bump(blocks, blockOf(marker), -1);
+      bump(serviceBlocks, serviceBlockOf(leafTarget(engine, old.session, layout.base), layout.base), -1);
+    }
     dels.push(...old.rules);
     next.set(marker, undefined);
     return true;
@@ -273,8 +283,10 @@ export function sessionRuleDelta(
       continue;
     }
     if (!drop(s.marker)) return undefined;
-    bump(blocks, blockOf(s.marker), 1);
-    bump(serviceBlocks, made.k, 1);
+    if (made.rules.length > 0) {
+      bump(blocks, blockOf(s.marker), 1);
+      bump(serviceBlocks, made.k, 1);
+    }
     adds.push(...made.rules);
     next.set(s.marker, { session: s, rules: made.rules });
   }

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DEFAULT_REQUEST } from '../../src/engine/sessions.ts';
-import { cgroupPolicyPaths, sessionNft, type SessionNftInput, toldBeforeItsRules } from '../../src/engine/session-routing.ts';
+import { cgroupPolicyPaths, sessionNft, type SessionNftInput, routedByOwnRules } from '../../src/engine/session-routing.ts';
 import type { PolicyGroup, Session, SessionsState } from '../../src/engine/session-types.ts';
 import { renderReplace, structureDigest } from '../../src/kernel/nft/render.ts';
 
@@ -115,11 +115,11 @@ test('sessionNft: without gid or cgroup sessions the route chain marks nothing; 
   assert.equal(sessionNft(state(), input()), undefined);
 });
 
-test('toldBeforeItsRules: only a session whose Update shows nothing its own rules route (no marker, no uid/gid/cgroup rule, no emergency)', () => {
-  assert.equal(toldBeforeItsRules(session(undefined, 1, 0)), true, 'a ConnMan client\'s session');
-  for (const match of [{ selinux: 'app_t' }, { contextIdentifier: 'tab1' }]) assert.equal(toldBeforeItsRules(session(match, 1, 0)), true, `policy ${JSON.stringify(match)}: nothing in the kernel`);
-  for (const match of [{ uid: 1000 }, { gid: 1000 }, { cgroup: '/app.slice' }]) assert.equal(toldBeforeItsRules(session(match, 1, 0)), false, `policy ${JSON.stringify(match)}: its traffic is routed by its rules`);
+test('routedByOwnRules: a session has kernel state of its own only when its marker or identity can be on a packet', () => {
+  assert.equal(routedByOwnRules(session(undefined, 1, 0)), false, 'a ConnMan client\'s session: nobody learns its marker');
+  for (const match of [{ selinux: 'app_t' }, { contextIdentifier: 'tab1' }]) assert.equal(routedByOwnRules(session(match, 1, 0)), false, `policy ${JSON.stringify(match)}: nothing in the kernel`);
+  for (const match of [{ uid: 1000 }, { gid: 1000 }, { cgroup: '/app.slice' }]) assert.equal(routedByOwnRules(session(match, 1, 0)), true, `policy ${JSON.stringify(match)}: its traffic is routed by its rules`);
   const ext = session(undefined, 1, 0);
-  assert.equal(toldBeforeItsRules({ ...ext, request: { ...ext.request, extended: true } }), false, 'an extended session learns its SessionMarker from the Update');
-  assert.equal(toldBeforeItsRules({ ...ext, request: { ...ext.request, emergencyCall: true } }), false, 'an emergency session');
+  assert.equal(routedByOwnRules({ ...ext, request: { ...ext.request, extended: true } }), true, 'an extended session learns its SessionMarker from the Update');
+  assert.equal(routedByOwnRules({ ...ext, request: { ...ext.request, emergencyCall: true } }), true, 'an emergency session');
 });

@@ -48,7 +48,8 @@ test('sessionRuleDelta applied to the kernel equals sessionRules of the new stat
       owner: ':1.1',
       notifier: '/n',
       identity: { uid: 1000, gids: [1000] },
-      request: { ...DEFAULT_REQUEST, connectionType: rnd(2) === 0 ? 'internet' : 'any' },
+      // most report their SessionMarker (extended: marker rules); a ConnMan client's has no rule
+      request: { ...DEFAULT_REQUEST, connectionType: rnd(2) === 0 ? 'internet' : 'any', extended: rnd(4) !== 0 },
       // now and then one with a uid policy: its rules are not its marker rules alone
       policy: rnd(20) === 0 ? { file: 'p.policy', name: 'g', match: { uid: 1000 + rnd(3) } } : undefined,
       marker,
@@ -88,7 +89,9 @@ test('sessionRuleDelta applied to the kernel equals sessionRules of the new stat
       const svc = rnd(4);
       // now and then its uid policy comes or goes (a policy file reloaded)
       const policy = rnd(5) === 0 ? (s.policy ? undefined : { file: 'p.policy', name: 'g', match: { uid: 1000 + rnd(3) } }) : s.policy;
-      const next = { ...s, policy, serviceId: svc < 3 ? id(svc) : undefined, routeVia: svc < 3 ? id(svc) : s.routeVia, detached: rnd(6) === 0 } as Session;
+      // and now and then a ConnMan client's session sets one of seed 001's keys (Change): it gets its rules
+      const request = s.request.extended || rnd(6) !== 0 ? s.request : { ...s.request, extended: true };
+      const next = { ...s, request, policy, serviceId: svc < 3 ? id(svc) : undefined, routeVia: svc < 3 ? id(svc) : s.routeVia, detached: rnd(6) === 0 } as Session;
       sessions.set(s.path, next);
       changed.push(next);
     }

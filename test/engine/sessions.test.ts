@@ -113,8 +113,9 @@ test('rules: a session points at its service\'s block; losing the uplink changes
   const { sessionRules } = await import('../../src/engine/session-routing.ts');
   const layout = { protocol: 83, base: 10000 };
   const st = engine(2);
-  const a = session('a', { allowedInterface: 'eth1' });
-  const b = session('b', { allowedInterface: 'eth1', connectionType: 'internet' });
+  // extended: a ConnMan client's session has no rule (routedByOwnRules)
+  const a = session('a', { allowedInterface: 'eth1', extended: true });
+  const b = session('b', { allowedInterface: 'eth1', connectionType: 'internet', extended: true });
   let ss = assignServices(sessionsOf(a, b), st);
   assert.equal(ss.sessions.get(a.path)?.routeVia, id(1));
   const text = (st2: EngineState, s2: SessionsState) =>
@@ -148,4 +149,8 @@ test('rules: a session points at its service\'s block; losing the uplink changes
   // Disconnect(): unreachable at once
   const detached = { ...ss, sessions: new Map([[a.path, { ...(ss.sessions.get(a.path) as Session), detached: true }]]) };
   assert.ok(text(down, detached).includes(`10201 ${a.marker} 7`));
+  // a ConnMan client's session: no marker rule, no block opened for it
+  const plain = session('p', { allowedInterface: 'eth1' });
+  const only = text(st, assignServices(sessionsOf(plain), st));
+  assert.ok(!only.some((l) => l.startsWith('10201 ') || l.startsWith('10200 ') || l.startsWith(`${blk} `)), only.join('\n'));
 });
