@@ -119,7 +119,10 @@ export class Netsessiond {
   private sessionIndex: SessionRuleIndex | undefined;
   /** what the index was made for: a fast pass is right only while these stay */
   private indexedFor: { services: EngineState['services']; emergency: number | undefined } | undefined;
-  /** the services whose state (addresses, routes, rules) the kernel holds: set by a full pass that had no error */
+  /**
+   * The services whose state (addresses, routes, rules) the kernel holds: set by a full pass
+   * without errors, forgotten when a pass fails or one of ours is taken away behind our back.
+   */
   private kernelFor: EngineState['services'] | undefined;
   /** every session was told after the last full pass (so a sessions pass need tell only its own) */
   private toldAll = false;
@@ -416,7 +419,7 @@ export class Netsessiond {
     clearImmediate(this.sessionsTimer);
     this.sessionsTimer = undefined;
     this.syncSessions(this.pendingRemoved.splice(0));
-    this.tellBeforeRules();
+    this.tellRuleless();
     // sessions alone changed: their own rules may be all the kernel needs
     this.scheduleReconcile(false);
   }
@@ -426,8 +429,8 @@ export class Netsessiond {
    * client's) are told now, when the kernel already holds their services as they are: there is
    * nothing to wait for.
    */
-  private tellBeforeRules(): void {
-    if (this.fullPending || this.kernelFor !== this.state.services || this.sessionDelta.changed.size === 0) return;
+  private tellRuleless(): void {
+    if (this.kernelFor !== this.state.services || this.sessionDelta.changed.size === 0) return;
     const st = this.sessions.state;
     const now: string[] = [];
     for (const p of this.sessionDelta.changed) {
@@ -493,20 +496,26 @@ export class Netsessiond {
       case 'address':
         if (ev.address.family === AF_INET6) this.feedIpv6Addresses(ev.address.index);
         // one of ours taken away behind our back: put it back (our own removals echo back: nothing to do)
-        if (ev.op === 'del' && ev.address.protocol === this.cfg.ownership.protocol && this.desiredAddresses.has(addressKey(ev.address))) this.scheduleReconcile();
+        if (ev.op === 'del' && ev.address.protocol === this.cfg.ownership.protocol && this.desiredAddresses.has(addressKey(ev.address))) this.kernelDiverged();
         return;
       case 'route':
         if (ev.op === 'new' && ev.route.protocol === RTPROT_RA && ev.route.dstLen === 0 && ev.route.oif !== undefined && this.serviceAt(ev.route.oif)) this.dropKernelRaDefaults(ev.route.oif);
         // one of ours that should be there went (our own deletions echo back: nothing to do)
-        if (ev.op === 'del' && ownsRoute(this.cfg.ownership, ev.route) && this.desiredRoutes.has(routeBaseKey(ev.route))) this.scheduleReconcile();
-        if (ev.op === 'new' && ev.route.table >= this.cfg.ownership.tables.min && ev.route.table <= this.cfg.ownership.tables.max && !ownsRoute(this.cfg.ownership, ev.route)) this.scheduleReconcile();
+        if (ev.op === 'del' && ownsRoute(this.cfg.ownership, ev.route) && this.desiredRoutes.has(routeBaseKey(ev.route))) this.kernelDiverged();
+        if (ev.op === 'new' && ev.route.table >= this.cfg.ownership.tables.min && ev.route.table <= this.cfg.ownership.tables.max && !ownsRoute(this.cfg.ownership, ev.route)) this.kernelDiverged();
         return;
       case 'rule':
         // one of ours taken away behind our back: put it back. Our own changes come back as
         // events too: reconciling again for them would only delay what waits for the kernel.
-        if (ev.op === 'del' && ownsRule(this.cfg.ownership, ev.rule) && this.desiredRules.has(ruleKey(ev.rule))) this.scheduleReconcile();
+        if (ev.op === 'del' && ownsRule(this.cfg.ownership, ev.rule) && this.desiredRules.has(ruleKey(ev.rule))) this.kernelDiverged();
         return;
     }
+  }
+
+  /** Someone else changed what we hold: nobody is told anything until a full pass has put it right. */
+  private kernelDiverged(): void {
+    this.kernelFor = undefined;
+    this.scheduleReconcile();
   }
 
   private onRouter(ev: RouterEvent): void {
@@ -745,7 +754,6 @@ export class Netsessiond {
         if (this.stopping) return;
         if (!this.fullPending && (await this.sessionsPass())) continue;
         this.fullPending = false;
-        this.kernelFor = undefined;
         const services = this.state.services;
         this.sessionDelta.changed.clear();
         this.sessionDelta.removed.length = 0;
@@ -770,7 +778,7 @@ export class Netsessiond {
           nft: later ? 'keep' : nft,
         });
         if (!later) this.nftRouting = nft;
-        if (report.errors.length === 0 && report.conflicts.length === 0) this.kernelFor = services;
+        this.kernelFor = report.errors.length === 0 && report.conflicts.length === 0 ? services : undefined;
         for (const e of report.errors) this.log.warn(`kernel: ${e.message}`);
         for (const c of report.conflicts) this.log.warn(`kernel: route ${c.desired.dst}/${c.desired.dstLen} table ${c.desired.table} metric ${c.desired.priority} is taken by a foreign route (proto ${c.foreign.protocol}): left alone`);
         if (!report.unchanged) this.log.debug(`kernel: ${JSON.stringify({ addresses: report.addresses, routes: report.routes, rules: report.rules })}`);
@@ -829,6 +837,8 @@ export class Netsessiond {
     const st = this.sessions.state;
     if (!index || this.indexedFor?.services !== this.state.services || st.sessions.size === 0 || index.byMarker.size === 0) return false;
     if (this.sessions.emergency()?.marker !== this.indexedFor.emergency) return false;
+    // the first session with kernel state of its own needs the nft table, the last one's end removes it
+    if (this.sessions.anyWithOwnRules() !== (this.nftRouting !== undefined)) return false;
     const changed: Session[] = [];
     for (const p of this.sessionDelta.changed) {
       const s = st.sessions.get(p);

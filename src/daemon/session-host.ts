@@ -3,7 +3,7 @@
 // policy changes). The semantics live in src/engine/sessions.ts; this keeps the state.
 import type { CommandError } from '../engine/engine.ts';
 import { demanding, emergencySession, matchPolicy, sessionPath } from '../engine/sessions.ts';
-import { MAX_SESSIONS, allocateMarker, markerIndex } from '../engine/session-routing.ts';
+import { MAX_SESSIONS, allocateMarker, markerIndex, routedByOwnRules } from '../engine/session-routing.ts';
 import type { Identity, PolicyGroup, Session, SessionRequest, SessionsState } from '../engine/session-types.ts';
 import type { EngineState } from '../engine/types.ts';
 
@@ -33,6 +33,8 @@ export class SessionHost {
   private readonly asksEmergency = new Set<string>();
   /** sessions that ask for a connection or have a PeriodicConnect: all that the demand and the clocks look at */
   private readonly asking = new Map<string, Session>();
+  /** sessions with kernel state of their own (routedByOwnRules): the session nft table exists for them */
+  private readonly withOwnRules = new Set<string>();
 
   constructor(private readonly hooks: SessionHostHooks) {}
 
@@ -44,6 +46,11 @@ export class SessionHost {
    */
   askingState(): SessionsState {
     return { ...this.state, sessions: this.asking };
+  }
+
+  /** Whether any session has kernel state of its own (then the session nft table is needed). */
+  anyWithOwnRules(): boolean {
+    return this.withOwnRules.size > 0;
   }
 
   /** A live session has this marker (one that ended may still be in quarantine: not in use). */
@@ -62,6 +69,8 @@ export class SessionHost {
     else this.asksEmergency.delete(s.path);
     if (demanding(s) || s.request.periodicConnect > 0) this.asking.set(s.path, s);
     else this.asking.delete(s.path);
+    if (routedByOwnRules(s)) this.withOwnRules.add(s.path);
+    else this.withOwnRules.delete(s.path);
   }
 
   emergency(): Session | undefined {
@@ -137,6 +146,7 @@ export class SessionHost {
   private free(s: Session): void {
     this.asksEmergency.delete(s.path);
     this.asking.delete(s.path);
+    this.withOwnRules.delete(s.path);
     this.used.delete(s.marker);
     this.scanFrom = Math.min(this.scanFrom, markerIndex(s.marker));
     this.freedAt.set(s.marker, this.hooks.now());

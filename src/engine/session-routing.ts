@@ -425,7 +425,15 @@ export function cgroupPolicyPaths(sessions: SessionsState): string[] {
  * shows its keys as ids).
  */
 export function sessionNft(sessions: SessionsState, input: SessionNftInput): NftTableModel | undefined {
-  if (sessions.sessions.size === 0) return undefined;
+  // only a session whose marker or identity can be on a packet needs the table (a ConnMan
+  // client's has no kernel state: its first session costs no nft run)
+  let needed = false;
+  for (const s of sessions.sessions.values()) {
+    if (!routedByOwnRules(s)) continue;
+    needed = true;
+    break;
+  }
+  if (!needed) return undefined;
   const uids = [...newestBy(sessions, (s) => s.policy?.match.uid).keys()].sort((a, b) => a - b);
   const gids = newestBy(sessions, (s) => s.policy?.match.gid);
   const cgroupSessions = newestBy(sessions, (s) => s.policy?.match.cgroup);

@@ -1,11 +1,13 @@
 // The daemon's sessions keep indexes so that a create does not visit every session: the
 // sessions that ask for something (a connection, a PeriodicConnect) for the demand and the
-// clocks, those that ask for EmergencyCall for emergency(). 3,000 random steps: after each,
+// clocks, those that ask for EmergencyCall for emergency(), those with kernel state of their own
+// for the session nft table. 3,000 random steps: after each,
 // what the indexes give is what a scan of every session gives.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SessionHost } from '../../src/daemon/session-host.ts';
 import { DEFAULT_REQUEST, demanding, emergencySession, reassign } from '../../src/engine/sessions.ts';
+import { routedByOwnRules } from '../../src/engine/session-routing.ts';
 import type { Identity, PolicyGroup, Session } from '../../src/engine/session-types.ts';
 import { engine } from '../helpers/engine-state.ts';
 import { Random } from '../helpers/random.ts';
@@ -35,7 +37,7 @@ test('SessionHost: the sessions asking for something, and the emergency session,
     const r = rnd();
     if (r < 0.3 || paths.length === 0) {
       const emergency = rnd() < 0.1;
-      const res = host.create(pick(owners), `/app/s${created++}`, { ...DEFAULT_REQUEST, emergencyCall: emergency, periodicConnect: rnd() < 0.2 ? 5 : 0, extended: true }, identity(rnd() < 0.8));
+      const res = host.create(pick(owners), `/app/s${created++}`, { ...DEFAULT_REQUEST, emergencyCall: emergency, periodicConnect: rnd() < 0.2 ? 5 : 0, extended: emergency || rnd() < 0.3 }, identity(rnd() < 0.8));
       if (!('name' in res) && emergency) emergencies++;
     } else if (r < 0.45) host.connect(pick(paths));
     else if (r < 0.55) host.disconnect(pick(paths));
@@ -56,6 +58,7 @@ test('SessionHost: the sessions asking for something, and the emergency session,
     for (const s of asking) assert.equal(indexed.get(s.path), s, `step ${step}: ${s.path} as it is now`);
     assert.equal(host.emergency(), emergencySession(all, st), `step ${step}: the emergency session`);
     for (const s of all) assert.ok(host.markerInUse(s.marker), `step ${step}: ${s.path}'s marker in use`);
+    assert.equal(host.anyWithOwnRules(), all.some(routedByOwnRules), `step ${step}: a session with kernel state of its own`);
   }
   assert.ok(emergencies > 5, 'emergency sessions were among them');
 });

@@ -42,14 +42,18 @@ describe('sessions', { skip }, () => {
     assert.deepEqual(Object.keys(app.updates.get('/plain')![0]!), ['State', 'Name', 'IPv4', 'IPv6', 'Interface', 'Bearer', 'ConnectionType', 'AllowedBearers', 'AllowedInterface', 'ContextIdentifier', 'SourceIPRule']);
     assert.deepEqual(app.view('/plain').AllowedBearers, ['*']);
     // like ConnMan's, a plain session changes nothing in the kernel: nobody learns its marker
+    const nftTables = (): string => execFileSync('ip', ['netns', 'exec', lab.device.netns, 'nft', 'list', 'tables'], { encoding: 'utf8' });
     await new Promise((r) => setTimeout(r, 300));
     assert.deepEqual(ourRules(lab.device.netns), rulesBefore, 'no rule for a ConnMan client\'s session');
+    assert.doesNotMatch(nftTables(), /netsession/, 'no nft table: nothing of it is marked or counted');
     await app.create('/ext', { AvoidHandover: new V('b', false) });
     await waitFor('first Update', async () => (app.updates.get('/ext')?.length ?? 0) > 0);
     const marker = app.view('/ext').SessionMarker;
     assert.ok(typeof marker === 'number');
     // an extended session hears of its marker once the marker's rules are in the kernel, one per family
     assert.equal(ourRules(lab.device.netns).filter((l) => l.includes(`fwmark 0x${marker.toString(16)} `)).length, 2);
+    // and the first such session brings the session table (its traffic is counted)
+    await waitFor('the session nft table', async () => /table inet netsession/.test(nftTables()), 3000);
   });
 
   test('two sessions pinned to two uplinks are online at once, and their markers route there with the right source', async () => {

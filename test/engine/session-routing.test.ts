@@ -109,10 +109,12 @@ test('sessionNft: a cgroup made again (a new id) changes the structure, so the t
   assert.equal(routeChain(st, { cgroups: [{ path: '/app', id: '6; drop' }] }).some((r) => r.includes('cgroupv2')), false);
 });
 
-test('sessionNft: without gid or cgroup sessions the route chain marks nothing; no sessions, no table', () => {
-  const st = state(session(undefined, 0x40000001, 1));
-  assert.deepEqual(routeChain(st), ['meta mark & 0x40000000 == 0x40000000 ct mark set meta mark', 'meta mark & 0x40000000 == 0x40000000 update @session_tx { meta mark counter }']);
-  assert.equal(sessionNft(state(), input()), undefined);
+test('sessionNft: without gid or cgroup sessions the route chain marks nothing; no table without a session that has kernel state', () => {
+  const plain = session(undefined, 0x40000002, 1);
+  const ext = { ...session(undefined, 0x40000001, 1), request: { ...DEFAULT_REQUEST, extended: true } };
+  assert.deepEqual(routeChain(state(ext, plain)), ['meta mark & 0x40000000 == 0x40000000 ct mark set meta mark', 'meta mark & 0x40000000 == 0x40000000 update @session_tx { meta mark counter }']);
+  assert.equal(sessionNft(state(), input()), undefined, 'no sessions');
+  assert.equal(sessionNft(state(plain, session({ contextIdentifier: 'tab' }, 0x40000003, 2)), input()), undefined, 'only ConnMan clients\' sessions: nothing is marked, nothing to count');
 });
 
 test('routedByOwnRules: a session has kernel state of its own only when its marker or identity can be on a packet', () => {
