@@ -423,9 +423,14 @@ async function fwmarkRules(netns: string): Promise<Set<number>> {
   return out;
 }
 
+/** netsessiond's sessions set one of seed 001's keys (AvoidHandover: false), so they report their marker and have its rules; ConnMan refuses those keys. */
+function extendedFor(kind: DaemonKind, plain: Record<string, string | boolean>): Settings {
+  return settings(kind === 'netsession' ? { ...plain, AvoidHandover: false } : plain);
+}
+
 /** A session on uplink m whose traffic can be marked: ConnMan needs SourceIPRule for a rule; netsessiond reports its marker to extended sessions. */
 function markedSettings(kind: DaemonKind, ifname: string): Settings {
-  return kind === 'netsession' ? settings({ AllowedInterface: ifname, SourceIPRule: true, AvoidHandover: false }) : settings({ AllowedInterface: ifname, SourceIPRule: true });
+  return extendedFor(kind, { AllowedInterface: ifname, SourceIPRule: true });
 }
 
 interface TcpFigure {
@@ -681,8 +686,8 @@ async function scenarioC(kind: DaemonKind, res: CResult): Promise<void> {
     if (done % every === 0) progress.push({ n: done, ms: +elapsedMs.toFixed(1), rssKiB: rssKiB(r.pid) });
   };
   // netsessiond's are extended: each has its marker rules, so the TCP figure below is the worst case of a
-  // rule lookup (a ConnMan client's session has no rule; ConnMan refuses seed 001's keys)
-  const manySettings = kind === 'netsession' ? settings({ AllowedInterface: T, AvoidHandover: false }) : settings({ AllowedInterface: T });
+  // rule lookup (a ConnMan client's session has no rule)
+  const manySettings = extendedFor(kind, { AllowedInterface: T });
   const many = await createMany(hub, conns, MANY, (i) => ({ settings: manySettings, notifier: `/bench/many/s${i}` }), MANY_WINDOW, CAP_S * 1000, probe);
   const doneAt = Math.max(...many.sessions.map((s) => s.tFirst ?? s.tReply ?? 0));
   const t0 = Math.min(...many.sessions.map((s) => s.t0));

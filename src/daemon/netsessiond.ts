@@ -432,12 +432,12 @@ export class Netsessiond {
   private tellRuleless(): void {
     if (this.kernelFor !== this.state.services || this.sessionDelta.changed.size === 0) return;
     const st = this.sessions.state;
-    const now: string[] = [];
+    const ruleless: string[] = [];
     for (const p of this.sessionDelta.changed) {
       const s = st.sessions.get(p);
-      if (s && !routedByOwnRules(s)) now.push(p);
+      if (s && !routedByOwnRules(s)) ruleless.push(p);
     }
-    if (now.length > 0) this.sessionApi?.publish([], now);
+    if (ruleless.length > 0) this.sessionApi?.publish([], ruleless);
   }
 
   /** Sessions follow services; services follow what active sessions ask for. */
