@@ -409,7 +409,8 @@ export function cgroupPolicyPaths(sessions: SessionsState): string[] {
  * Our nft table for sessions. gid and cgroup policies mark their processes' packets with the
  * session's marker in a `route` chain (the kernel routes the packet again), and since the
  * source address was chosen before, marked packets that leave an uplink with another address
- * get that uplink's address (SNAT). Sessions' traffic is counted per marker (IdleTimeout).
+ * get that uplink's address (SNAT). Sessions' traffic is counted per marker (IdleTimeout); a uid
+ * policy's users' traffic under the marker of the session that routes them.
  * While an emergency session is connected, nothing but its marked traffic leaves through an
  * uplink (root's traffic excepted: the daemon's own DHCP and online checks, and the system's).
  *
@@ -434,7 +435,8 @@ export function sessionNft(sessions: SessionsState, input: SessionNftInput): Nft
     break;
   }
   if (!needed) return undefined;
-  const uids = [...newestBy(sessions, (s) => s.policy?.match.uid).keys()].sort((a, b) => a - b);
+  const uidSessions = newestBy(sessions, (s) => s.policy?.match.uid);
+  const uids = [...uidSessions.keys()].sort((a, b) => a - b);
   const gids = newestBy(sessions, (s) => s.policy?.match.gid);
   const cgroupSessions = newestBy(sessions, (s) => s.policy?.match.cgroup);
   const own = input.ownCgroup;
@@ -455,6 +457,10 @@ export function sessionNft(sessions: SessionsState, input: SessionNftInput): Nft
   // session changes nothing here (no nft run before its first Update); the daemon removes the
   // elements of ended sessions (sessionCounterCleanup)
   output.push(`${session} ct mark set meta mark`, `${session} update @session_tx { meta mark counter }`);
+  // a uid policy's users are routed unmarked (uidrange rules): their connections take the marker
+  // of the session that routes them, so that their traffic counts for it too (IdleTimeout)
+  const uidUser = 'meta mark 0 meta skuid @policy_uids';
+  output.push(`${uidUser} ct mark set meta skuid map @uid_marker`, `${uidUser} update @session_tx { ct mark counter }`);
   // the uplinks' addresses are map elements, not rule text: an address that comes or goes
   // changes elements, not the table (a new table would start the counters again)
   const snat4: (readonly [string, string])[] = [];
@@ -489,6 +495,7 @@ export function sessionNft(sessions: SessionsState, input: SessionNftInput): Nft
       { name: 'policy_uids', type: { type: 'uid' }, elements: uids },
     ],
     maps: [
+      { name: 'uid_marker', type: { type: 'uid : mark' }, elements: uids.map((u) => [u, (uidSessions.get(u) as Session).marker] as const) },
       { name: 'gid_marker', type: { type: 'gid : mark' }, elements: [...gids].sort((a, b) => a[0] - b[0]).map(([g, s]) => [g, s.marker] as const) },
       { name: 'snat4', type: { type: 'ifname : ipv4_addr' }, elements: snat4.sort((a, b) => (a[0] < b[0] ? -1 : 1)) },
       { name: 'snat6', type: { type: 'ifname : ipv6_addr' }, elements: snat6.sort((a, b) => (a[0] < b[0] ? -1 : 1)) },

@@ -4,29 +4,21 @@
 // The emergency application runs as nobody with a gid policy, so its unmodified programs are
 // marked with its SessionMarker; another user's traffic is dropped meanwhile.
 import assert from 'node:assert/strict';
-import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import dbus from 'dbus-next';
 import { labDown, labUp } from '../../src/lab/lab.ts';
 import { TestBus, waitFor } from '../helpers/connman.ts';
 import { isRoot } from '../helpers/netns.ts';
+import { curlAs, NOBODY, sessionClientAs } from '../helpers/other-user.ts';
 import { App } from '../helpers/session-app.ts';
 
 const skip = !isRoot() && 'needs root (network namespaces, other uids)';
 const NAME = `se${process.pid % 1000}`;
-const CLIENT = fileURLToPath(new URL('../fixtures/session-client.ts', import.meta.url));
-const NOBODY = ['--reuid=65534', '--regid=65534', '--clear-groups'];
 const OTHER = ['--reuid=4321', '--regid=4321', '--clear-groups'];
 const V = dbus.Variant;
-
-/** curl as a user in the device namespace: the server's view, or curl's exit code */
-function curlAs(user: string[], ns: string, url: string): { client?: string; isp?: string; code: number } {
-  const r = spawnSync('ip', ['netns', 'exec', ns, 'setpriv', ...user, 'curl', '-sS', '--max-time', '3', url], { encoding: 'utf8' });
-  return r.status === 0 ? { ...(JSON.parse(r.stdout) as { client: string; isp: string }), code: 0 } : { code: r.status ?? -1 };
-}
 
 test('an emergency session: only its traffic leaves, others see EmergencyCall, new sessions wait', { skip, timeout: 90_000 }, async (t) => {
   const lab = await labUp({ name: NAME, uplinks: 2, daemon: { logLevel: 'debug' } });
@@ -49,7 +41,7 @@ test('an emergency session: only its traffic leaves, others see EmergencyCall, n
   assert.equal(curlAs(OTHER, lab.device.netns, url).code, 0, 'before: another user gets out');
 
   writeFileSync(`${lab.daemon!.policyDir}/ecall.policy`, '[policy_ecall]\ngid = 65534\nEmergencyCall = true\nAllowedBearers = ethernet\n', { mode: 0o644 });
-  client = spawn('setpriv', [...NOBODY, process.execPath, '--import', import.meta.resolve('tsx'), CLIENT, lab.bus.address, JSON.stringify({ AllowedInterface: ['s', 'eth1'], EmergencyCall: ['b', true] })], { env: { ...process.env, HOME: '/tmp' } });
+  client = sessionClientAs(NOBODY, lab.bus.address, { AllowedInterface: ['s', 'eth1'], EmergencyCall: ['b', true] });
   const lines: Record<string, unknown>[] = [];
   createInterface({ input: client.stdout }).on('line', (l) => lines.push(JSON.parse(l) as Record<string, unknown>));
   await waitFor('emergency session created', async () => lines.some((l) => typeof l.created === 'string'), 10_000).catch((e) => {

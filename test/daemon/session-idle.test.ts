@@ -1,9 +1,12 @@
 // IdleTimeout and StayConnected for real: an uplink that is up only because a session asked
 // (AutoConnect off) stays up while the session's marked traffic flows (the per-session nft
 // counters say so), goes offline after IdleTimeout without traffic, and comes back on
-// Connect(); StayConnected holds it; PeriodicConnect brings it up on the minute. A lab with
+// Connect(); an unmodified program of a uid policy's user counts as its session's traffic;
+// StayConnected holds it; PeriodicConnect brings it up on the minute. A lab with
 // three uplinks and netsessiond.
 import assert from 'node:assert/strict';
+import { rmSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import dbus from 'dbus-next';
@@ -13,9 +16,10 @@ import type { LabInfo } from '../../src/lab/topology.ts';
 import { TestBus, waitFor } from '../helpers/connman.ts';
 import { whoamiMarked } from '../helpers/marked-http.ts';
 import { isRoot } from '../helpers/netns.ts';
+import { curlAs, NOBODY, sessionClientAs } from '../helpers/other-user.ts';
 import { App } from '../helpers/session-app.ts';
 
-const skip = !isRoot() && 'needs root (network namespaces)';
+const skip = !isRoot() && 'needs root (network namespaces, other uids)';
 const NAME = `si${process.pid % 1000}`;
 const V = dbus.Variant;
 const SESSION = 'net.connman.Session';
@@ -118,6 +122,38 @@ describe('session idle timeout', { skip }, () => {
     await waitFor('quick idles', async () => app.view('/quick').State === 'disconnected', 5000);
     await waitFor('eth1 offline', async () => (await serviceState()) === 'idle', 3000);
     await app.call(quick, SESSION, 'Destroy');
+  });
+
+  test('an unmodified program of a uid policy\'s user is its session\'s traffic: it keeps the uplink up', { timeout: 60_000 }, async (t) => {
+    // nobody's traffic is routed by a uidrange rule, unmarked: counted for nobody's session all the same
+    const policyFile = `${lab.daemon!.policyDir}/nobody.policy`;
+    writeFileSync(policyFile, '[policy_nobody]\nuid = nobody\nAllowedBearers = ethernet\n', { mode: 0o644 });
+    const nobody = sessionClientAs(NOBODY, lab.bus.address, { AllowedInterface: ['s', 'eth1'], IdleTimeout: ['u', 2] });
+    t.after(() => {
+      nobody.kill();
+      rmSync(policyFile, { force: true });
+    });
+    const lines: Record<string, unknown>[] = [];
+    createInterface({ input: nobody.stdout }).on('line', (l) => lines.push(JSON.parse(l) as Record<string, unknown>));
+    await waitFor('nobody\'s session', async () => lines.some((l) => l.created !== undefined), 15_000);
+    nobody.stdin.write('connect\n');
+    await waitFor('online on eth1', async () => lines.some((l) => l.State === 'online'), 15_000);
+    const seen = lines.length;
+    const until = Date.now() + 4000;
+    let lastTraffic = 0;
+    while (Date.now() < until) {
+      assert.equal(curlAs(NOBODY, lab.device.netns, `http://${lab.internet.ipv4}/whoami`).isp, 'isp1');
+      lastTraffic = Date.now();
+      await sleep(400);
+    }
+    const during = lines.slice(seen);
+    assert.ok(!during.some((u) => u.State !== undefined && u.State !== 'online'), `no state change while nobody's curl runs: ${JSON.stringify(during)}`);
+    assert.equal(await serviceState(), 'online');
+    await waitFor('idle without traffic', async () => lines.slice(seen).some((l) => l.State === 'disconnected'), 8000, 20);
+    const idleAfter = Date.now() - lastTraffic;
+    assert.ok(idleAfter >= 1900, `idle after ${idleAfter} ms, the timeout is 2 s`);
+    await waitFor('eth1 offline', async () => (await serviceState()) === 'idle', 3000);
+    nobody.stdin.write('quit\n');
   });
 
   test('PeriodicConnect: an attempt on the minute brings the uplink up for a session that never called Connect()', { timeout: 90_000 }, async () => {
