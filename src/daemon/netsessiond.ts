@@ -16,7 +16,7 @@ import { CgroupWatch } from './cgroup-watch.ts';
 import type { Identity, Session } from '../engine/session-types.ts';
 import { SessionHost } from './session-host.ts';
 import { SessionScheduler } from './session-scheduler.ts';
-import { CallerIdentities, cgroupOfPid } from './policy/identity.ts';
+import { CallerGoneError, CallerIdentities, cgroupOfPid } from './policy/identity.ts';
 import { PolicyDirectory } from './policy/policy-dir.ts';
 import type { Controller } from '../api/connman/controller.ts';
 import { DhcpClient, type DhcpLeaseEvent } from '../bearers/dhcp/dhcp-client.ts';
@@ -124,6 +124,8 @@ export class Netsessiond {
    * without errors, forgotten when a pass fails or one of ours is taken away behind our back.
    */
   private kernelFor: EngineState['services'] | undefined;
+  /** owners whose identity is being asked for, for sessions made without it */
+  private readonly learning = new Set<string>();
   /** every session was told after the last full pass (so a sessions pass need tell only its own) */
   private toldAll = false;
   /** sessions created, changed or ended since the last pass (paths; the ended ones themselves) */
@@ -273,6 +275,7 @@ export class Netsessiond {
       emergency: () => this.sessions.emergency(),
       identify: (sender) => this.identify(sender),
       knownIdentity: (sender) => this.identities?.known(sender),
+      needsIdentity: () => this.sessions.needsIdentity(),
       create: (owner, notifier, request, identity) => this.sessions.create(owner, notifier, request, identity),
       destroy: (path) => this.sessions.destroy(path),
       connect: (path) => this.sessions.connect(path),
@@ -286,6 +289,8 @@ export class Netsessiond {
       onChange: (groups) => {
         plog.info(`${groups.length} policy group(s) in force`);
         this.sessions.setPolicies(groups);
+        // sessions made while no policy asked who their owners are: now one may
+        if (this.sessions.needsIdentity()) for (const owner of this.sessions.unidentifiedOwners()) this.learnIdentity(owner);
       },
       log: (level, msg) => plog[level](msg),
     });
@@ -360,6 +365,24 @@ export class Netsessiond {
   private identify(sender: string): Promise<Identity> {
     if (!this.identities) return Promise.reject(new Error('not connected to the bus'));
     return this.identities.get(sender);
+  }
+
+  /** Sessions made while no policy needed their owner's identity learn it (one lookup per owner). */
+  private learnIdentity(owner: string): void {
+    if (this.learning.has(owner)) return;
+    this.learning.add(owner);
+    this.identify(owner).then(
+      (id) => {
+        this.learning.delete(owner);
+        this.sessions.identified(owner, id);
+      },
+      (e: unknown) => {
+        this.learning.delete(owner);
+        // an owner that left takes its sessions with it; any other failure leaves them
+        // without identity: no policy that matches on one applies to them
+        if (!(e instanceof CallerGoneError)) this.log.warn(`sessions of ${owner}: ${(e as Error).message}`);
+      },
+    );
   }
 
   /** Sessions end with their owner's connection to the bus. */

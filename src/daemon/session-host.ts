@@ -2,7 +2,7 @@
 // rules of the game that need the daemon's context (markers, permissions, emergency mode,
 // policy changes). The semantics live in src/engine/sessions.ts; this keeps the state.
 import type { CommandError } from '../engine/engine.ts';
-import { demanding, emergencySession, matchPolicy, sessionPath } from '../engine/sessions.ts';
+import { demanding, emergencySession, groupNeedsIdentity, matchPolicy, sessionPath } from '../engine/sessions.ts';
 import { MAX_SESSIONS, allocateMarker, markerIndex, routedByOwnRules } from '../engine/session-routing.ts';
 import type { Identity, PolicyGroup, Session, SessionRequest, SessionsState } from '../engine/session-types.ts';
 import type { EngineState } from '../engine/types.ts';
@@ -35,6 +35,8 @@ export class SessionHost {
   private readonly asking = new Map<string, Session>();
   /** sessions with kernel state of their own (routedByOwnRules): the session nft table exists for them */
   private readonly withOwnRules = new Set<string>();
+  /** some policy group matches on who the caller is */
+  private identityMatters = false;
 
   constructor(private readonly hooks: SessionHostHooks) {}
 
@@ -51,6 +53,29 @@ export class SessionHost {
   /** Whether any session has kernel state of its own (then the session nft table is needed). */
   anyWithOwnRules(): boolean {
     return this.withOwnRules.size > 0;
+  }
+
+  /**
+   * Whether a new session must wait for its owner's identity: only while some policy group
+   * matches on it. Otherwise a session is made at once, and learns its owner's identity when
+   * a policy comes that matches on it (identified): an application's first call is spared a
+   * round trip to the bus, and the bus a lookup per application.
+   */
+  needsIdentity(): boolean {
+    return this.identityMatters;
+  }
+
+  /** Owners of sessions made without their identity. */
+  unidentifiedOwners(): string[] {
+    const out: string[] = [];
+    for (const [owner, paths] of this.byOwner) {
+      for (const p of paths) {
+        if (this.state.sessions.get(p)?.identity) continue;
+        out.push(owner);
+        break;
+      }
+    }
+    return out;
   }
 
   /** A live session has this marker (one that ended may still be in quarantine: not in use). */
@@ -89,7 +114,7 @@ export class SessionHost {
     return undefined;
   }
 
-  create(owner: string, notifier: string, request: SessionRequest, identity: Identity): Session | CommandError {
+  create(owner: string, notifier: string, request: SessionRequest, identity: Identity | undefined): Session | CommandError {
     const path = sessionPath(owner, notifier);
     if (this.state.sessions.has(path)) return err('AlreadyExists', `session ${path} exists`);
     if (this.emergency()) return err('Failed', 'Device or resource busy: an emergency call is in progress');
@@ -235,6 +260,34 @@ export class SessionHost {
   }
 
   /**
+   * The bus told who an owner is, after its sessions were made without waiting: they are
+   * matched again with it, as when the policies change (a policy that came meanwhile applies).
+   */
+  identified(owner: string, identity: Identity): void {
+    const removed: { session: Session; byDaemon: boolean }[] = [];
+    let changed = false;
+    for (const path of [...(this.byOwner.get(owner) ?? [])]) {
+      const s = this.state.sessions.get(path);
+      if (!s || s.identity) continue;
+      const policy = matchPolicy(this.state.policies, identity, s.request.contextIdentifier);
+      if (this.permission(s.request, policy)) {
+        this.state.sessions.delete(path);
+        this.free(s);
+        removed.push({ session: s, byDaemon: true });
+        continue;
+      }
+      this.put({ ...s, identity, policy });
+      if (policy !== s.policy) {
+        this.dirty.add(path);
+        changed = true;
+      }
+    }
+    if (removed.length === 0 && !changed) return;
+    this.state = { ...this.state };
+    this.hooks.changed(removed);
+  }
+
+  /**
    * New policies: every session is matched again. A session whose request the new policy no
    * longer permits (an emergency or priority grant taken away) is ended by the daemon, with Release.
    */
@@ -254,6 +307,7 @@ export class SessionHost {
       this.track(kept);
     }
     this.state = { ...this.state, sessions, policies: groups };
+    this.identityMatters = groups.some(groupNeedsIdentity);
     this.hooks.changed(removed);
   }
 

@@ -74,7 +74,11 @@ export interface Session {
   /** unique bus name of the owner */
   owner: string;
   notifier: string;
-  identity: Identity;
+  /**
+   * who the owner is, from the bus; undefined until the bus has answered, which a session
+   * waits for only while some policy group matches on identity (SessionHost.needsIdentity)
+   */
+  identity: Identity | undefined;
   request: SessionRequest;
   policy: PolicyGroup | undefined;
   /** SessionMarker: the mark a socket sets (SO_MARK) to use this session; also keys its rules */

@@ -48,19 +48,21 @@ export function sanitizeBearers(names: readonly string[]): BearerEntry[] {
  * The policy group that applies to an identity: SELinux type first, then uid, then gid,
  * then the deepest matching cgroup (ConnMan's order, plus ours). A group that also names a
  * ContextIdentifier applies only to sessions with that identifier, and beats the same
- * identity's group without one.
+ * identity's group without one. An identity not known yet matches only groups that match on
+ * the ContextIdentifier alone.
  */
-export function matchPolicy(groups: readonly PolicyGroup[], id: Identity, contextIdentifier: string): PolicyGroup | undefined {
-  const selinuxType = id.selinux?.split(':')[2];
+export function matchPolicy(groups: readonly PolicyGroup[], id: Identity | undefined, contextIdentifier: string): PolicyGroup | undefined {
+  const selinuxType = id?.selinux?.split(':')[2];
   const rank = (g: PolicyGroup): number => {
     const m = g.match;
     if (m.contextIdentifier !== undefined && m.contextIdentifier !== contextIdentifier) return -1;
     const ctx = m.contextIdentifier !== undefined ? 0.5 : 0;
+    if (groupNeedsIdentity(g) && !id) return -1;
     if (m.selinux !== undefined) return m.selinux === selinuxType ? 400 + ctx : -1;
-    if (m.uid !== undefined) return m.uid === id.uid ? 300 + ctx : -1;
-    if (m.gid !== undefined) return id.gids.includes(m.gid) ? 200 + ctx : -1;
+    if (m.uid !== undefined) return m.uid === id?.uid ? 300 + ctx : -1;
+    if (m.gid !== undefined) return id?.gids.includes(m.gid) ? 200 + ctx : -1;
     if (m.cgroup !== undefined) {
-      const cg = id.cgroup ?? '';
+      const cg = id?.cgroup ?? '';
       const inside = cg === m.cgroup || cg.startsWith(m.cgroup.endsWith('/') ? m.cgroup : `${m.cgroup}/`);
       return inside ? 100 + m.cgroup.length / 1e4 + ctx : -1;
     }
@@ -77,6 +79,12 @@ export function matchPolicy(groups: readonly PolicyGroup[], id: Identity, contex
     }
   }
   return best;
+}
+
+/** A group that matches on who the caller is (SELinux type, uid, gid, cgroup). */
+export function groupNeedsIdentity(g: PolicyGroup): boolean {
+  const m = g.match;
+  return m.selinux !== undefined || m.uid !== undefined || m.gid !== undefined || m.cgroup !== undefined;
 }
 
 // ---- effective configuration ------------------------------------------------------------

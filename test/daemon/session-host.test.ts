@@ -62,3 +62,56 @@ test('SessionHost: the sessions asking for something, and the emergency session,
   }
   assert.ok(emergencies > 5, 'emergency sessions were among them');
 });
+
+test('SessionHost: a session made while no policy asks who its owner is waits for nothing, and is matched when a policy comes and the identity with it', () => {
+  const st = engine(2, [1]);
+  const removed: string[] = [];
+  const host: SessionHost = new SessionHost({
+    engine: () => st,
+    now: () => 0,
+    changed: (r) => {
+      removed.push(...r.filter((x) => x.byDaemon).map((x) => x.session.path));
+      host.assign(reassign(host.state, st));
+    },
+  });
+  // a group on the ContextIdentifier alone needs nobody's identity
+  const tabs: PolicyGroup = { file: 't.policy', name: 'tabs', match: { contextIdentifier: 'tab' }, allowedBearers: ['ethernet'] };
+  host.setPolicies([tabs]);
+  assert.equal(host.needsIdentity(), false);
+  const a = host.create(':1.7', '/a', { ...DEFAULT_REQUEST, contextIdentifier: 'tab' }, undefined) as Session;
+  const b = host.create(':1.7', '/b', { ...DEFAULT_REQUEST, emergencyCall: true }, undefined);
+  assert.equal('name' in b && b.name, 'PermissionDenied', 'nothing grants it without a policy that does');
+  const c = host.create(':1.7', '/c', { ...DEFAULT_REQUEST }, undefined) as Session;
+  assert.equal(a.policy, tabs);
+  assert.equal(c.policy, undefined);
+  assert.deepEqual(host.unidentifiedOwners(), [':1.7']);
+  // a uid policy comes: it needs identities, the sessions made before do not have one yet
+  const user: PolicyGroup = { file: 'u.policy', name: 'user', match: { uid: 1000 }, allowedBearers: ['wifi'] };
+  host.setPolicies([tabs, user]);
+  assert.equal(host.needsIdentity(), true);
+  assert.equal(host.state.sessions.get(c.path)?.policy, undefined, 'not before the bus says who the owner is');
+  host.takeDirty();
+  host.identified(':1.7', { uid: 1000, gids: [1000] });
+  assert.equal(host.state.sessions.get(c.path)?.policy, user);
+  assert.equal(host.state.sessions.get(a.path)?.policy, user, 'a uid group ranks above one on the ContextIdentifier alone');
+  assert.deepEqual([...host.takeDirty()].sort(), [a.path, c.path], 'the sessions whose policy changed are assigned again');
+  assert.deepEqual(host.unidentifiedOwners(), []);
+  // told twice (a late answer): nothing changes
+  host.identified(':1.7', { uid: 2000, gids: [] });
+  assert.equal(host.state.sessions.get(c.path)?.identity?.uid, 1000);
+  assert.deepEqual(removed, []);
+});
+
+test('SessionHost: an identity that comes late and whose policy does not permit what the session asked ends it, as a policy change would', () => {
+  const st = engine(2, [1]);
+  const removed: string[] = [];
+  const host: SessionHost = new SessionHost({ engine: () => st, now: () => 0, changed: (r) => removed.push(...r.filter((x) => x.byDaemon).map((x) => x.session.path)) });
+  // the ContextIdentifier group grants emergency calls; the uid group (ranked higher) does not
+  host.setPolicies([{ file: 'e.policy', name: 'ecall', match: { contextIdentifier: 'ecall' }, emergencyCall: true }]);
+  const e = host.create(':1.9', '/e', { ...DEFAULT_REQUEST, contextIdentifier: 'ecall', emergencyCall: true }, undefined) as Session;
+  assert.ok(!('name' in e));
+  host.setPolicies([...host.state.policies, { file: 'u.policy', name: 'user', match: { uid: 1000 } }]);
+  host.identified(':1.9', { uid: 1000, gids: [] });
+  assert.deepEqual(removed, [e.path]);
+  assert.equal(host.state.sessions.size, 0);
+});

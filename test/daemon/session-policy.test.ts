@@ -58,6 +58,20 @@ test('a uid policy routes an unmodified program of that user through its session
   // the policy file goes: nobody is an ordinary user again, routed the default way
   rmSync(policyFile);
   await waitFor('policy gone', async () => curlAs(NOBODY, lab.device.netns, `http://${lab.internet.ipv4}/whoami`).isp === `isp${def.slice(3)}`, 5000);
+
+  // a session made while no policy asks who its owner is (made without a lookup) is matched
+  // when one comes: the newest of nobody's sessions routes nobody's traffic
+  const late = sessionClientAs(NOBODY, lab.bus.address, { AllowedInterface: ['s', 'eth1'] });
+  t.after(() => late.kill());
+  const lateLines: Record<string, unknown>[] = [];
+  createInterface({ input: late.stdout }).on('line', (l) => lateLines.push(JSON.parse(l) as Record<string, unknown>));
+  await waitFor('late session online', async () => lateLines.some((l) => l.State === 'online'), 15_000);
+  assert.equal(curlAs(NOBODY, lab.device.netns, `http://${lab.internet.ipv4}/whoami`).isp, `isp${def.slice(3)}`, 'no policy: the default way');
+  writeFileSync(policyFile, '[policy_nobody]\nuid = nobody\nAllowedBearers = ethernet\n', { mode: 0o644 });
+  const addr1 = String(((await tb.byIfname('eth1')).props.IPv4 as Record<string, unknown>).Address);
+  await waitFor('curl through isp1', async () => curlAs(NOBODY, lab.device.netns, `http://${lab.internet.ipv4}/whoami`).isp === 'isp1', 5000);
+  assert.deepEqual(curlAs(NOBODY, lab.device.netns, `http://${lab.internet.ipv4}/whoami`), { client: addr1, isp: 'isp1', code: 0 });
+  late.stdin.write('quit\n');
   client.stdin.write('quit\n');
 });
 

@@ -32,7 +32,10 @@ export interface SessionController {
   identify(sender: string): Promise<Identity>;
   /** the identity of a caller identify() has already answered for (no wait) */
   knownIdentity(sender: string): Identity | undefined;
-  create(owner: string, notifier: string, request: SessionRequest, identity: Identity): Session | CommandError;
+  /** whether a session must wait for its owner's identity (a policy matches on it) */
+  needsIdentity(): boolean;
+  /** identity undefined: not needed now (needsIdentity false); the controller learns it when it is */
+  create(owner: string, notifier: string, request: SessionRequest, identity: Identity | undefined): Session | CommandError;
   destroy(path: string): void;
   connect(path: string): CommandError | undefined;
   disconnect(path: string): CommandError | undefined;
@@ -92,7 +95,7 @@ export class SessionApi {
           // ConnMan aborts on '/': the session path would end in '/'
           if (!OBJECT_PATH.test(notifier) || notifier.length > MAX_PATH) throw new ApiError('InvalidArguments', 'notifier must be an object path other than /');
           const request = parseCreateSettings(args[0]);
-          const create = (identity: Identity): string[] => {
+          const create = (identity: Identity | undefined): string[] => {
             const r = this.ctl.create(sender, notifier, request, identity);
             if ('name' in r) fail(r);
             const s = r as Session;
@@ -101,7 +104,11 @@ export class SessionApi {
           };
           // a caller we know is answered at once: the replies to a batch of calls leave together
           const known = this.departed.has(sender) ? undefined : this.ctl.knownIdentity(sender);
-          return known ? create(known) : this.identify(sender).then(create);
+          if (known) return create(known);
+          if (this.ctl.needsIdentity()) return this.identify(sender).then(create);
+          // no policy asks who the caller is: the session need not wait for the bus to say
+          if (this.departed.has(sender)) throw new ApiError('Failed', 'the caller left the bus');
+          return create(undefined);
         },
       },
       DestroySession: {
