@@ -378,9 +378,10 @@ export class Netsessiond {
       },
       (e: unknown) => {
         this.learning.delete(owner);
-        // an owner that left takes its sessions with it; any other failure leaves them
-        // without identity: no policy that matches on one applies to them
-        if (!(e instanceof CallerGoneError)) this.log.warn(`sessions of ${owner}: ${(e as Error).message}`);
+        // an owner that left takes its sessions with it
+        if (e instanceof CallerGoneError) return;
+        this.log.warn(`sessions of ${owner} end: ${(e as Error).message}`);
+        this.sessions.unidentifiable(owner);
       },
     );
   }

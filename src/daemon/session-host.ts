@@ -288,6 +288,24 @@ export class SessionHost {
   }
 
   /**
+   * The bus would not say who an owner is while a policy matches on identity: its sessions made
+   * without one end (with Release), since they might be ones the policy restricts.
+   */
+  unidentifiable(owner: string): void {
+    const removed: { session: Session; byDaemon: boolean }[] = [];
+    for (const path of [...(this.byOwner.get(owner) ?? [])]) {
+      const s = this.state.sessions.get(path);
+      if (!s || s.identity) continue;
+      this.state.sessions.delete(path);
+      this.free(s);
+      removed.push({ session: s, byDaemon: true });
+    }
+    if (removed.length === 0) return;
+    this.state = { ...this.state };
+    this.hooks.changed(removed);
+  }
+
+  /**
    * New policies: every session is matched again. A session whose request the new policy no
    * longer permits (an emergency or priority grant taken away) is ended by the daemon, with Release.
    */

@@ -14,6 +14,8 @@ export interface GlobalSettings {
 }
 
 const ID = /^[A-Za-z0-9_]{1,128}$/;
+/** what writeAtomic writes before its rename */
+const TMP = /\.json\.tmp-\d+$/;
 
 export class StateStore {
   private readonly servicesDir: string;
@@ -30,6 +32,27 @@ export class StateStore {
       mkdirSync(this.servicesDir, { recursive: true, mode: 0o700 });
     } catch (e) {
       log.error(`state directory ${dir} cannot be created (${(e as Error).message}): settings will not be kept`);
+    }
+    this.removeLeftovers();
+  }
+
+  /** Temporary files of a daemon killed while it wrote (the previous version is whole beside them). */
+  private removeLeftovers(): void {
+    for (const d of [this.dir, this.servicesDir]) {
+      let names: string[];
+      try {
+        names = readdirSync(d);
+      } catch {
+        continue;
+      }
+      for (const n of names) {
+        if (!TMP.test(n)) continue;
+        try {
+          rmSync(join(d, n), { force: true });
+        } catch (e) {
+          this.log.warn(`cannot remove ${join(d, n)}: ${(e as Error).message}`);
+        }
+      }
     }
   }
 

@@ -29,6 +29,20 @@ test('settings survive a new store; no temporary file is left', (t) => {
   assert.equal(a.saveService('../escape', s), false, 'ids are checked');
 });
 
+test('a daemon killed while it wrote leaves a temporary file: the next one removes it and keeps the whole version', (t) => {
+  const { dir, make } = store(t);
+  const s = { ...defaultSettings(65537), autoConnect: false };
+  make().saveService('ethernet_020000000001_cable', s);
+  // what a SIGKILL between write and rename leaves (half a file, under another pid)
+  writeFileSync(join(dir, 'services', 'ethernet_020000000001_cable.json.tmp-4242'), '{"autoConn');
+  writeFileSync(join(dir, 'settings.json.tmp-4243'), '');
+  writeFileSync(join(dir, 'services', 'notes.txt'), 'not ours to remove');
+  const b = make();
+  assert.deepEqual(readdirSync(join(dir, 'services')).sort(), ['ethernet_020000000001_cable.json', 'notes.txt']);
+  assert.deepEqual(readdirSync(dir).sort(), ['services']);
+  assert.deepEqual(b.loadServices().get('ethernet_020000000001_cable'), { ...s, immutable: false });
+});
+
 test('a write that fails keeps the previous version and is said once, and again when it works', (t) => {
   const { dir, lines, make } = store(t);
   const a = make();
