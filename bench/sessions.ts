@@ -918,7 +918,7 @@ async function main(): Promise<void> {
   const json = {
     bench: 'sessions',
     machine: { cpus: cpu.length, model: cpu[0]?.model, kernel: release(), node: process.version, connman: version },
-    sizes: { rounds: ROUNDS, concurrent: CONCURRENT, held: HELD, many: MANY, perConn: PER_CONN, window: WINDOW, manyWindow: MANY_WINDOW, capS: CAP_S, tcp: { seconds: TCP_SECONDS, runs: TCP_RUNS, concurrency: TCP_CONCURRENCY } },
+    sizes: { rounds: ROUNDS, concurrent: CONCURRENT, concurrentRounds: CONCURRENT_ROUNDS, held: HELD, many: MANY, perConn: PER_CONN, window: WINDOW, manyWindow: MANY_WINDOW, capS: CAP_S, tcp: { seconds: TCP_SECONDS, runs: TCP_RUNS, concurrency: TCP_CONCURRENCY } },
     figures: Object.fromEntries(rows.map((r) => [r.label, { netsession: r.ours ?? null, connman: r.theirs ?? null }])),
     labA: Object.fromEntries([...resA].map(([k, r]) => [k, { ...r, getPropertiesMs: r.getPropertiesMs.map((x) => +x.toFixed(3)), replyMs: r.replyMs.map((x) => +x.toFixed(3)), firstMs: r.firstMs.map((x) => +x.toFixed(3)), newConnReplyMs: r.newConnReplyMs.map((x) => +x.toFixed(3)), newConnFirstMs: r.newConnFirstMs.map((x) => +x.toFixed(3)) }])),
     labB: Object.fromEntries(resB),
