@@ -428,7 +428,11 @@ export class Netsessiond {
     this.sessionsTimer = setImmediate(() => this.flushSessions());
   }
 
-  /** A microtask away: replies to calls read in the same batch all go first, and one sync serves them all. */
+  /**
+   * A microtask away: replies to calls read in the same batch all go first, and one sync serves
+   * them all. The dispatcher keeps the bus socket corked for two microtask hops after a batch
+   * (holdWrites), so the Updates this tells at once leave in the same write as the replies.
+   */
   private flushSessionsSoon(): void {
     if (!this.sessionsTimer || this.flushQueued) return;
     this.flushQueued = true;
