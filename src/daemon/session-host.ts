@@ -259,6 +259,13 @@ export class SessionHost {
     this.hooks.changed(mine.map((session) => ({ session, byDaemon: false })));
   }
 
+  /** Takes a session out (the caller tells the hooks): ended by the daemon, so its owner gets Release. */
+  private endByDaemon(s: Session): { session: Session; byDaemon: boolean } {
+    this.state.sessions.delete(s.path);
+    this.free(s);
+    return { session: s, byDaemon: true };
+  }
+
   /**
    * The bus told who an owner is, after its sessions were made without waiting: they are
    * matched again with it, as when the policies change (a policy that came meanwhile applies).
@@ -271,9 +278,7 @@ export class SessionHost {
       if (!s || s.identity) continue;
       const policy = matchPolicy(this.state.policies, identity, s.request.contextIdentifier);
       if (this.permission(s.request, policy)) {
-        this.state.sessions.delete(path);
-        this.free(s);
-        removed.push({ session: s, byDaemon: true });
+        removed.push(this.endByDaemon(s));
         continue;
       }
       this.put({ ...s, identity, policy });
@@ -296,9 +301,7 @@ export class SessionHost {
     for (const path of [...(this.byOwner.get(owner) ?? [])]) {
       const s = this.state.sessions.get(path);
       if (!s || s.identity) continue;
-      this.state.sessions.delete(path);
-      this.free(s);
-      removed.push({ session: s, byDaemon: true });
+      removed.push(this.endByDaemon(s));
     }
     if (removed.length === 0) return;
     this.state = { ...this.state };
