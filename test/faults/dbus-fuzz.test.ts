@@ -707,6 +707,19 @@ describe('D-Bus fuzzing', { skip }, () => {
         ]),
       ),
     };
+    // a client that left counts as gone once the bus has said so: the bus tells the daemon in the
+    // same breath, so a call sent after this signal reaches the daemon after it (one sent merely
+    // after the socket closed may overtake it, and find the sessions still there)
+    const announced = new Set<string>();
+    const goneWaiters = new Map<string, () => void>();
+    probe.on('message', (m: dbus.Message) => {
+      if (m.member !== 'NameOwnerChanged' || m.sender !== 'org.freedesktop.DBus') return;
+      const [name, , owner] = (m.body ?? []) as [string, string, string];
+      if (owner !== '') return;
+      announced.add(name);
+      goneWaiters.get(name)?.();
+    });
+    await probe.call(new dbus.Message({ destination: 'org.freedesktop.DBus', path: '/org/freedesktop/DBus', interface: 'org.freedesktop.DBus', member: 'AddMatch', signature: 's', body: ["type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged'"] }));
     const slots: Slot[] = [];
     for (let k = 0; k < SLOTS; k++) {
       const s = await openSlot(lab.bus.address, k);
@@ -744,7 +757,13 @@ describe('D-Bus fuzzing', { skip }, () => {
       for (const settle of [...old.pending]) settle({ name: 'abandoned' });
       old.bus.call(new dbus.Message({ destination: 'net.connman', path: '/', interface: MANAGER, member: 'CreateSession', signature: 'a{sv}o', body: [{}, '/trailing/'] })).catch(() => undefined);
       closeBus(old.bus);
-      ctx.gone.push(old.name);
+      void new Promise<void>((resolve) => {
+        if (announced.has(old.name)) resolve();
+        else goneWaiters.set(old.name, resolve);
+      }).then(() => {
+        goneWaiters.delete(old.name);
+        ctx.gone.push(old.name);
+      });
       const fresh = await openSlot(lab.bus.address, k);
       slots[k] = fresh;
       ctx.names[k] = fresh.name;
@@ -808,11 +827,13 @@ describe('D-Bus fuzzing', { skip }, () => {
     const sorted = [...probeTimes].sort((a, b) => a - b);
     lines.push(`GetProperties probes: ${sorted.length}, median ${Math.round(sorted[sorted.length >> 1] ?? 0)} ms, max ${Math.round(sorted[sorted.length - 1] ?? 0)} ms`);
     lines.push(`Updates received per slot: ${slots.map((s) => s.updates).join(' ')}; calls with a huge string or array (64 KiB … 4 MB, 1,000 … 20,000 elements): ${hugeMade}`);
+    lines.push(`clients that left (churn): ${ctx.gone.length} announced by the bus, their sessions' paths used as gone ones`);
     console.log(lines.map((l) => `# ${l}`).join('\n'));
 
     assert.equal(fatal, undefined, `${fatal}\n${mismatches.join('\n')}`);
     assert.ok(isAlive(pid), 'the daemon is alive');
     assert.equal(mismatchCount, 0, `${mismatchCount} answers not as expected (seed ${SEED}):\n${mismatches.join('\n')}`);
+    assert.ok(ctx.gone.length > 0, 'clients left and the bus said so: calls on their sessions were made');
     assert.equal(total, CALLS);
 
     // the anchors survived, untouched by the others
