@@ -124,8 +124,6 @@ export class Netsessiond {
    * without errors, forgotten when a pass fails or one of ours is taken away behind our back.
    */
   private kernelFor: EngineState['services'] | undefined;
-  /** owners whose identity is being asked for, for sessions made without it */
-  private readonly learning = new Set<string>();
   /** every session was told after the last full pass (so a sessions pass need tell only its own) */
   private toldAll = false;
   /** sessions created, changed or ended since the last pass (paths; the ended ones themselves) */
@@ -367,17 +365,14 @@ export class Netsessiond {
     return this.identities.get(sender);
   }
 
-  /** Sessions made while no policy needed their owner's identity learn it (one lookup per owner). */
+  /**
+   * Sessions made while no policy needed their owner's identity learn it (the caller cache keeps
+   * one lookup per owner in flight; identified and unidentifiable leave identified sessions be).
+   */
   private learnIdentity(owner: string): void {
-    if (this.learning.has(owner)) return;
-    this.learning.add(owner);
     this.identify(owner).then(
-      (id) => {
-        this.learning.delete(owner);
-        this.sessions.identified(owner, id);
-      },
+      (id) => this.sessions.identified(owner, id),
       (e: unknown) => {
-        this.learning.delete(owner);
         // an owner that left takes its sessions with it
         if (e instanceof CallerGoneError) return;
         this.log.warn(`sessions of ${owner} end: ${(e as Error).message}`);

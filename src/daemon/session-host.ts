@@ -35,8 +35,6 @@ export class SessionHost {
   private readonly asking = new Map<string, Session>();
   /** sessions with kernel state of their own (routedByOwnRules): the session nft table exists for them */
   private readonly withOwnRules = new Set<string>();
-  /** some policy group matches on who the caller is */
-  private identityMatters = false;
 
   constructor(private readonly hooks: SessionHostHooks) {}
 
@@ -62,7 +60,7 @@ export class SessionHost {
    * round trip to the bus, and the bus a lookup per application.
    */
   needsIdentity(): boolean {
-    return this.identityMatters;
+    return this.state.policies.some(groupNeedsIdentity);
   }
 
   /** Owners of sessions made without their identity. */
@@ -328,7 +326,6 @@ export class SessionHost {
       this.track(kept);
     }
     this.state = { ...this.state, sessions, policies: groups };
-    this.identityMatters = groups.some(groupNeedsIdentity);
     this.hooks.changed(removed);
   }
 

@@ -430,9 +430,10 @@ export function sessionNft(sessions: SessionsState, input: SessionNftInput): Nft
   // client's has no kernel state: its first session costs no nft run)
   let needed = false;
   for (const s of sessions.sessions.values()) {
-    if (!routedByOwnRules(s)) continue;
-    needed = true;
-    break;
+    if (routedByOwnRules(s)) {
+      needed = true;
+      break;
+    }
   }
   if (!needed) return undefined;
   const uidSessions = newestBy(sessions, (s) => s.policy?.match.uid);
@@ -458,9 +459,9 @@ export function sessionNft(sessions: SessionsState, input: SessionNftInput): Nft
   // elements of ended sessions (sessionCounterCleanup)
   output.push(`${session} ct mark set meta mark`, `${session} update @session_tx { meta mark counter }`);
   // a uid policy's users are routed unmarked (uidrange rules): their connections take the marker
-  // of the session that routes them, so that their traffic counts for it too (IdleTimeout)
-  const uidUser = 'meta mark 0 meta skuid @policy_uids';
-  output.push(`${uidUser} ct mark set meta skuid map @uid_marker`, `${uidUser} update @session_tx { ct mark counter }`);
+  // of the session that routes them, so that their traffic counts for it too (IdleTimeout); one
+  // rule, so an unmarked packet is looked up in the users' set once
+  output.push('meta mark 0 meta skuid @policy_uids ct mark set meta skuid map @uid_marker update @session_tx { ct mark counter }');
   // the uplinks' addresses are map elements, not rule text: an address that comes or goes
   // changes elements, not the table (a new table would start the counters again)
   const snat4: (readonly [string, string])[] = [];

@@ -82,11 +82,11 @@ test('sessionNft: uid > gid > deepest cgroup, as matchPolicy ranks them: a packe
     'meta mark 0 meta skuid != @policy_uids socket cgroupv2 level 1 "c" meta mark set 0x40000003 comment "cgroup 40"',
   ]);
   // every marking rule comes before the connection takes the mark
-  assert.equal(rules.at(-4), 'meta mark & 0x40000000 == 0x40000000 ct mark set meta mark');
+  assert.equal(rules.at(-3), 'meta mark & 0x40000000 == 0x40000000 ct mark set meta mark');
   // uid policies route by uidrange rules (after the marker rules): their users are left unmarked
   assert.deepEqual(m.sets.find((s) => s.name === 'policy_uids')?.elements, [1001]);
   // but their connections carry their session's marker, and their traffic is counted for it
-  assert.deepEqual(rules.slice(-2), ['meta mark 0 meta skuid @policy_uids ct mark set meta skuid map @uid_marker', 'meta mark 0 meta skuid @policy_uids update @session_tx { ct mark counter }']);
+  assert.deepEqual(rules.slice(-1), ['meta mark 0 meta skuid @policy_uids ct mark set meta skuid map @uid_marker update @session_tx { ct mark counter }']);
   assert.deepEqual(m.maps.find((x) => x.name === 'uid_marker')?.elements, [[1001, 0x40000005]]);
   // two sessions of one user: the newest routes its traffic (its uidrange rule) and is credited with it
   const two = sessionNft(state(session({ uid: 1001 }, 0x40000005, 5), session({ uid: 1001 }, 0x40000006, 6)), input())!;
@@ -122,8 +122,7 @@ test('sessionNft: without gid or cgroup sessions the route chain marks nothing; 
   assert.deepEqual(routeChain(state(ext, plain)), [
     'meta mark & 0x40000000 == 0x40000000 ct mark set meta mark',
     'meta mark & 0x40000000 == 0x40000000 update @session_tx { meta mark counter }',
-    'meta mark 0 meta skuid @policy_uids ct mark set meta skuid map @uid_marker',
-    'meta mark 0 meta skuid @policy_uids update @session_tx { ct mark counter }',
+    'meta mark 0 meta skuid @policy_uids ct mark set meta skuid map @uid_marker update @session_tx { ct mark counter }',
   ]);
   assert.equal(sessionNft(state(), input()), undefined, 'no sessions');
   assert.equal(sessionNft(state(plain, session({ contextIdentifier: 'tab' }, 0x40000003, 2)), input()), undefined, 'only ConnMan clients\' sessions: nothing is marked, nothing to count');

@@ -710,14 +710,11 @@ describe('D-Bus fuzzing', { skip }, () => {
     // a client that left counts as gone once the bus has said so: the bus tells the daemon in the
     // same breath, so a call sent after this signal reaches the daemon after it (one sent merely
     // after the socket closed may overtake it, and find the sessions still there)
-    const announced = new Set<string>();
-    const goneWaiters = new Map<string, () => void>();
+    const leaving = new Set<string>();
     probe.on('message', (m: dbus.Message) => {
       if (m.member !== 'NameOwnerChanged' || m.sender !== 'org.freedesktop.DBus') return;
       const [name, , owner] = (m.body ?? []) as [string, string, string];
-      if (owner !== '') return;
-      announced.add(name);
-      goneWaiters.get(name)?.();
+      if (owner === '' && leaving.delete(name)) ctx.gone.push(name);
     });
     await probe.call(new dbus.Message({ destination: 'org.freedesktop.DBus', path: '/org/freedesktop/DBus', interface: 'org.freedesktop.DBus', member: 'AddMatch', signature: 's', body: ["type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged'"] }));
     const slots: Slot[] = [];
@@ -756,14 +753,8 @@ describe('D-Bus fuzzing', { skip }, () => {
       // bus may drop the connection for it, the daemon must not mind either way)
       for (const settle of [...old.pending]) settle({ name: 'abandoned' });
       old.bus.call(new dbus.Message({ destination: 'net.connman', path: '/', interface: MANAGER, member: 'CreateSession', signature: 'a{sv}o', body: [{}, '/trailing/'] })).catch(() => undefined);
+      leaving.add(old.name);
       closeBus(old.bus);
-      void new Promise<void>((resolve) => {
-        if (announced.has(old.name)) resolve();
-        else goneWaiters.set(old.name, resolve);
-      }).then(() => {
-        goneWaiters.delete(old.name);
-        ctx.gone.push(old.name);
-      });
       const fresh = await openSlot(lab.bus.address, k);
       slots[k] = fresh;
       ctx.names[k] = fresh.name;

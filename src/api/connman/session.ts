@@ -102,13 +102,12 @@ export class SessionApi {
             this.tree.add(s.path, this.sessionIface);
             return [s.path];
           };
-          // a caller we know is answered at once: the replies to a batch of calls leave together
-          const known = this.departed.has(sender) ? undefined : this.ctl.knownIdentity(sender);
-          if (known) return create(known);
-          if (this.ctl.needsIdentity()) return this.identify(sender).then(create);
-          // no policy asks who the caller is: the session need not wait for the bus to say
           if (this.departed.has(sender)) throw new ApiError('Failed', 'the caller left the bus');
-          return create(undefined);
+          // a caller we know is answered at once: the replies to a batch of calls leave together
+          const known = this.ctl.knownIdentity(sender);
+          if (known) return create(known);
+          // no policy asks who the caller is: the session need not wait for the bus to say
+          return this.ctl.needsIdentity() ? this.identify(sender).then(create) : create(undefined);
         },
       },
       DestroySession: {
