@@ -19,7 +19,7 @@ import { SessionScheduler } from './session-scheduler.ts';
 import { CallerGoneError, CallerIdentities, cgroupOfPid } from './policy/identity.ts';
 import { PolicyDirectory } from './policy/policy-dir.ts';
 import type { Controller } from '../api/connman/controller.ts';
-import { DhcpClient, type DhcpLeaseEvent } from '../bearers/dhcp/dhcp-client.ts';
+import { DhcpClient, type DhcpLeaseEvent, type Lease } from '../bearers/dhcp/dhcp-client.ts';
 import { RouterListener, type RouterEvent } from '../bearers/ipv6/router-listener.ts';
 import { RouterTable } from '../bearers/ipv6/router-table.ts';
 import { checkOnline } from '../bearers/online/online-check.ts';
@@ -40,9 +40,9 @@ import {
   wantsConnection,
 } from '../engine/engine.ts';
 import { desiredNetwork } from '../engine/routing.ts';
-import type { EngineState, Service } from '../engine/types.ts';
+import type { DhcpLease, EngineState, Service } from '../engine/types.ts';
 import { KernelMirror } from '../kernel/kernel-mirror.ts';
-import { AF_INET6, IFA_F_DADFAILED, IFA_F_TENTATIVE, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RTPROT_RA } from '../kernel/netlink/constants.ts';
+import { AF_INET, AF_INET6, IFA_F_DADFAILED, IFA_F_TENTATIVE, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RTPROT_RA } from '../kernel/netlink/constants.ts';
 import { familyOf } from '../kernel/netlink/codec.ts';
 import { Nft } from '../kernel/nft/nft.ts';
 import { ownsRoute, ownsRule } from '../kernel/reconciler/ownership.ts';
@@ -73,9 +73,28 @@ export interface DaemonOptions {
 /** link kinds that can be uplinks; bridges, tunnels, dummies and the like are not */
 const UPLINK_KINDS = new Set([undefined, 'veth', 'vlan', 'bond', 'macvlan']);
 const RECONCILE_RETRY_MS = 1000;
+/** a lease of the last run that ends sooner than this is not gone on with */
+const KEPT_LEASE_MARGIN_MS = 5000;
 
 /** Monotonic milliseconds on the epoch scale: timers and leases do not jump with the wall clock. */
 export const clock = (): number => performance.timeOrigin + performance.now();
+
+/** The engine's view of a DHCP client's lease: its expiry moved from the wall clock to ours. */
+function engineLease(l: Lease): DhcpLease {
+  return {
+    address: l.address,
+    prefixLen: l.prefixLen,
+    ...(l.router ? { router: l.router } : {}),
+    dns: l.dns,
+    ...(l.domain ? { domain: l.domain } : {}),
+    searchDomains: l.searchDomains,
+    ntp: l.ntp,
+    ...(l.mtu ? { mtu: l.mtu } : {}),
+    leaseSeconds: l.leaseSeconds,
+    expiresAt: clock() + (l.expiresAt - Date.now()),
+    serverId: l.serverId,
+  };
+}
 
 export class Netsessiond {
   private state: EngineState;
@@ -140,6 +159,8 @@ export class Netsessiond {
   private resolvWritten: string | undefined;
   private stopping = false;
   private started = false;
+  /** leases of the last run gone on with, by service id, until the service's DHCP client takes them over */
+  private readonly heldLeases = new Map<string, Lease>();
   /** which cgroups of cgroup policies exist (our nft table names only those) */
   private readonly cgroups = new CgroupWatch({ onChange: () => this.scheduleReconcile(), warn: (m) => this.log.warn(m) });
 
@@ -231,6 +252,7 @@ export class Netsessiond {
     // coldplug: every link the kernel has now
     for (const l of this.mirror.state.links.values()) this.feedLink(l);
     for (const l of this.mirror.state.links.values()) this.feedIpv6Addresses(l.index);
+    this.goOnWithLeases(this.store.loadLeases());
 
     const controller: Controller = {
       state: () => this.state,
@@ -676,33 +698,48 @@ export class Netsessiond {
     for (const [ifindex, s] of want) {
       if (this.dhcp.has(ifindex)) continue;
       const dlog = this.log.child(`dhcp/${s.ifname}`);
-      const client = new DhcpClient({ ifname: s.ifname, ifindex, mac: s.mac, log: (level, m) => dlog[level](m) });
+      const held = this.heldLeases.get(s.id);
+      this.heldLeases.delete(s.id);
+      const client = new DhcpClient({ ifname: s.ifname, ifindex, mac: s.mac, log: (level, m) => dlog[level](m), ...(held ? { lease: held } : {}) });
+      const id = s.id;
       client.on('lease', (l: DhcpLeaseEvent) => {
         dlog.info(`${l.kind} ${l.address}/${l.prefixLen} router ${l.router ?? '-'} for ${l.leaseSeconds} s`);
-        this.dispatch({
-          kind: 'dhcp-lease',
-          ifindex,
-          lease: {
-            address: l.address,
-            prefixLen: l.prefixLen,
-            ...(l.router ? { router: l.router } : {}),
-            dns: l.dns,
-            ...(l.domain ? { domain: l.domain } : {}),
-            searchDomains: l.searchDomains,
-            ntp: l.ntp,
-            ...(l.mtu ? { mtu: l.mtu } : {}),
-            leaseSeconds: l.leaseSeconds,
-            expiresAt: clock() + l.leaseSeconds * 1000,
-            ...(l.serverId ? { serverId: l.serverId } : {}),
-          },
-        });
+        if (!this.stopping) this.store.saveLease(id, l);
+        this.dispatch({ kind: 'dhcp-lease', ifindex, lease: engineLease(l) });
       });
       client.on('lost', (e: { reason: string }) => {
         dlog.info(`lease lost (${e.reason})`);
+        // its address leaves the link now: nothing for a next run to go on with
+        this.store.forgetLease(id);
         this.dispatch({ kind: 'dhcp-lost', ifindex });
       });
       this.dhcp.set(ifindex, client);
       client.start();
+    }
+    // a held lease no client took at once belongs to a service that no longer wants it
+    this.heldLeases.clear();
+  }
+
+  /**
+   * At start, before any reconcile: a service that is to be connected and whose lease of the
+   * last run is unexpired (by the wall clock) and still on its link, put there by us, goes on
+   * with it: the daemon restarted without a clean stop, and the address must not leave the link
+   * while the server confirms the lease. Any other lease file is void (the address was removed
+   * by a clean stop, or went with a carrier loss or a reboot) and goes.
+   */
+  private goOnWithLeases(kept: Map<string, Lease>): void {
+    const wall = Date.now();
+    for (const [id, lease] of kept) {
+      const s = this.state.services.get(id);
+      const a = s && this.mirror.state.addresses.get(addressKey({ family: AF_INET, index: s.ifindex, address: lease.address, prefixLen: lease.prefixLen }));
+      const usable = lease.expiresAt > wall + KEPT_LEASE_MARGIN_MS && lease.acquiredAt <= wall;
+      if (!s || !a || a.protocol !== this.cfg.ownership.protocol || !usable || !wantsConnection(this.state, s) || s.settings.ipv4.method !== 'dhcp') {
+        this.store.forgetLease(id);
+        continue;
+      }
+      this.log.child(`dhcp/${s.ifname}`).info(`going on with ${lease.address}/${lease.prefixLen} of the last run (expires in ${Math.round((lease.expiresAt - wall) / 1000)} s) while the server confirms it`);
+      this.heldLeases.set(id, lease);
+      this.dispatch({ kind: 'dhcp-lease', ifindex: s.ifindex, lease: engineLease(lease) });
     }
   }
 

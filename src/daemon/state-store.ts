@@ -1,10 +1,13 @@
 // Persisted settings in the state directory: one JSON file for the daemon (offline mode,
-// technologies) and one per service. Writes are atomic (temporary file, fsync, rename),
+// technologies) and one per service; and one per DHCP lease in use, so that a daemon that
+// restarts (after a crash) goes on with it instead of dropping the address. Writes are atomic (temporary file, fsync, rename),
 // so a crash or a full disk leaves the previous version, never half a file; a failed
 // write is reported and the daemon goes on with what it has in memory.
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkIpv4, checkIpv6 } from '../engine/engine.ts';
+import { leaseFromRecord, leaseToRecord } from '../bearers/dhcp/lease-record.ts';
+import type { Lease } from '../bearers/dhcp/machine.ts';
 import type { Ipv4Config, Ipv6Config, ServiceSettings, TechnologyType } from '../engine/types.ts';
 import type { Logger } from './log.ts';
 
@@ -19,6 +22,7 @@ const TMP = /\.json\.tmp-\d+$/;
 
 export class StateStore {
   private readonly servicesDir: string;
+  private readonly leasesDir: string;
   private readonly written = new Map<string, string>();
   /** files whose last write failed: said once, not on every change (a read-only or full disk) */
   private readonly failing = new Set<string>();
@@ -28,8 +32,10 @@ export class StateStore {
     private readonly log: Logger,
   ) {
     this.servicesDir = join(dir, 'services');
+    this.leasesDir = join(dir, 'leases');
     try {
       mkdirSync(this.servicesDir, { recursive: true, mode: 0o700 });
+      mkdirSync(this.leasesDir, { recursive: true, mode: 0o700 });
     } catch (e) {
       log.error(`state directory ${dir} cannot be created (${(e as Error).message}): settings will not be kept`);
     }
@@ -38,7 +44,7 @@ export class StateStore {
 
   /** Temporary files of a daemon killed while it wrote (the previous version is whole beside them). */
   private removeLeftovers(): void {
-    for (const d of [this.dir, this.servicesDir]) {
+    for (const d of [this.dir, this.servicesDir, this.leasesDir]) {
       let names: string[];
       try {
         names = readdirSync(d);
@@ -113,10 +119,15 @@ export class StateStore {
   }
 
   loadServices(): Map<string, ServiceSettings> {
-    const out = new Map<string, ServiceSettings>();
+    return this.loadEach(this.servicesDir, validSettings, 'service settings');
+  }
+
+  /** Each valid file of a directory of `<id>.json`, by id; the others are said in the log and ignored. */
+  private loadEach<T>(dir: string, valid: (j: unknown) => T | undefined, what: string): Map<string, T> {
+    const out = new Map<string, T>();
     let files: string[] = [];
     try {
-      files = readdirSync(this.servicesDir);
+      files = readdirSync(dir);
     } catch {
       return out;
     }
@@ -124,13 +135,35 @@ export class StateStore {
       if (!f.endsWith('.json')) continue;
       const id = f.slice(0, -5);
       if (!ID.test(id)) continue;
-      const j = this.readJson(join(this.servicesDir, f));
+      const j = this.readJson(join(dir, f));
       if (j === undefined) continue; // unreadable: said already
-      const s = validSettings(j);
-      if (s) out.set(id, s);
-      else this.log.warn(`ignoring ${f}: not valid service settings`);
+      const v = valid(j);
+      if (v) out.set(id, v);
+      else this.log.warn(`ignoring ${f}: not valid ${what}`);
     }
     return out;
+  }
+
+  /** The DHCP leases the last run was using, by service id (expired ones too: the caller knows the time). */
+  loadLeases(): Map<string, Lease> {
+    return this.loadEach(this.leasesDir, leaseFromRecord, 'lease');
+  }
+
+  saveLease(id: string, lease: Lease): boolean {
+    if (!ID.test(id)) return false;
+    return this.writeAtomic(join(this.leasesDir, `${id}.json`), `${JSON.stringify(leaseToRecord(lease), null, 2)}\n`);
+  }
+
+  /** The lease is gone (lost, released): the next run must not go on with it. */
+  forgetLease(id: string): void {
+    if (!ID.test(id)) return;
+    const file = join(this.leasesDir, `${id}.json`);
+    this.written.delete(file);
+    try {
+      rmSync(file, { force: true });
+    } catch (e) {
+      this.log.warn(`cannot remove ${file}: ${(e as Error).message}`);
+    }
   }
 
   saveService(id: string, s: ServiceSettings): boolean {

@@ -2,7 +2,8 @@
 // real internet server that reports who came through which ISP (the truth the routing
 // assertions rest on), on a real private dbus-daemon.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import dbus from 'dbus-next';
 import { labDaemon, labDown, labIsp, labLink, labUp } from '../../src/lab/lab.ts';
@@ -170,35 +171,61 @@ describe('netsessiond in a lab of three uplinks', { skip }, () => {
     }, 5000);
   });
 
-  test('restart after SIGKILL: the kernel converges to exactly what the services need, settings kept; a clean stop leaves nothing', async () => {
+  test('restart after SIGKILL: the leases of the last run go on (their addresses never leave the link), an expired one does not; the kernel converges to exactly what the services need, settings kept; a clean stop leaves nothing', async () => {
     const ns = lab.device.netns;
     const eth0 = await bus.byIfname('eth0');
     await bus.call(eth0.path, 'net.connman.Service', 'SetProperty', 'sv', ['Nameservers.Configuration', new dbus.Variant('as', ['192.0.2.53'])]);
     await labIsp(NAME, 'isp1', 'online');
     await waitFor('all online', async () => (await bus.services()).every((s) => state(s) === 'online'), 10_000);
     const before = ours(ns);
+    const eth1Id = (await bus.byIfname('eth1')).path.split('/').pop()!;
+    const addrOf = (ifname: string): string => before.addresses.find((a) => a.startsWith(`${ifname} `))!.split(' ')[1]!;
+    // every address event in the device namespace from now until the restarted daemon has settled
+    const monitor = spawn('ip', ['-n', ns, '-4', 'monitor', 'address'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let events = '';
+    monitor.stdout.on('data', (d: Buffer) => {
+      events += d.toString();
+    });
+    await new Promise((r) => setTimeout(r, 200));
     await labDaemon(NAME, 'kill');
-    // a lease disappears while we are down: its address must not survive the restart
+    // eth2's server goes silent while we are down: its lease is still valid, so it is gone on
+    // with (RFC 2131 §3.2) until the server says otherwise or it expires
     await labIsp(NAME, 'isp2', 'dhcp-off');
-    execFileSync('ip', ['-n', ns, 'link', 'set', 'eth2', 'down']);
+    // eth1's lease expired while we were down (its file says so): its address goes, and DHCP starts over
+    const leaseFile = `${lab.dir}/netsessiond-state/leases/${eth1Id}.json`;
+    const rec = JSON.parse(readFileSync(leaseFile, 'utf8')) as Record<string, number>;
+    const back = rec.expiresAt! - Date.now() + 1000;
+    for (const k of ['acquiredAt', 'renewAt', 'rebindAt', 'expiresAt']) rec[k] = rec[k]! - back;
+    writeFileSync(leaseFile, JSON.stringify(rec));
     await labDaemon(NAME, 'start', { logLevel: 'debug' });
     bus.close();
     bus = new TestBus(lab.bus.address);
-    await waitFor('eth0 and eth1 back', async () => {
+    await waitFor('all three back', async () => {
       const s = await bus.services();
-      return s.filter((x) => ['online', 'ready'].includes(state(x))).length >= 2;
+      return s.filter((x) => ['online', 'ready'].includes(state(x))).length === 3 && ours(ns).addresses.length === 3;
     }, 10_000);
-    // the daemon brings managed links up by itself; eth2 gets no lease now (no DHCP server)
+    monitor.kill();
+    const deleted = events.split('\n').filter((l) => l.startsWith('Deleted'));
+    assert.deepEqual(deleted.filter((l) => !/ eth1 /.test(l)), [], `eth0's and eth2's addresses never left the link:\n${events}`);
+    assert.ok(deleted.some((l) => l.includes(addrOf('eth1'))), `eth1's address went with its expired lease:\n${events}`);
     const now = ours(ns);
-    const eth2Addr = before.addresses.find((a) => a.startsWith('eth2 '))!;
-    assert.ok(!now.addresses.includes(eth2Addr), 'the stale DHCP address of eth2 is gone');
-    for (const a of before.addresses.filter((x) => !x.startsWith('eth2 '))) assert.ok(now.addresses.includes(a), `${a} is back`);
-    const back = await bus.byIfname('eth0');
-    assert.deepEqual(back.props['Nameservers.Configuration'], ['192.0.2.53'], 'persisted setting kept');
-    assert.deepEqual(back.props.Nameservers, ['192.0.2.53']);
+    assert.deepEqual(now.addresses, before.addresses, 'every address as before (eth1 got its own again from the server)');
+    // (eth2's IPv6 router was its dnsmasq too, which is off now: its IPv6 routes are not compared)
+    const v4 = (rs: string[]): string[] => rs.filter((r) => !r.includes(':'));
+    assert.deepEqual(v4(now.routes), v4(before.routes), 'every IPv4 route as before');
+    assert.deepEqual(now.rules, before.rules, 'every rule as before');
+    const log = readFileSync(`${lab.dir}/netsessiond.log`, 'utf8');
+    assert.match(log, new RegExp(`dhcp/eth0.*going on with ${addrOf('eth0').replace(/\./g, '\\.')} of the last run`));
+    assert.match(log, /dhcp\/eth0.*REBOOTING: ACK .*\(renewed\)/, 'eth0: the server confirmed the lease');
+    assert.match(log, new RegExp(`dhcp/eth2.*going on with ${addrOf('eth2').replace(/\./g, '\\.')} of the last run`));
+    assert.doesNotMatch(log, /dhcp\/eth1.*going on with/, 'not with an expired lease');
+    const e0 = await bus.byIfname('eth0');
+    assert.deepEqual(e0.props['Nameservers.Configuration'], ['192.0.2.53'], 'persisted setting kept');
+    assert.deepEqual(e0.props.Nameservers, ['192.0.2.53']);
     await labIsp(NAME, 'isp2', 'dhcp-on');
     await labDaemon(NAME, 'stop');
     assert.deepEqual(ours(ns), { routes: [], rules: [], addresses: [] }, 'a clean stop removes every kernel object of ours');
+    assert.deepEqual(readdirSync(`${lab.dir}/netsessiond-state/leases`), [], 'and releases every lease: none is gone on with');
     await labDaemon(NAME, 'start');
   });
 });

@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import type { Lease } from '../../src/bearers/dhcp/machine.ts';
 import { defaultSettings } from '../../src/engine/engine.ts';
 import { createLogger } from '../../src/daemon/log.ts';
 import { StateStore } from '../../src/daemon/state-store.ts';
@@ -29,6 +30,28 @@ test('settings survive a new store; no temporary file is left', (t) => {
   assert.equal(a.saveService('../escape', s), false, 'ids are checked');
 });
 
+test('a lease survives a new store until it is forgotten; a file that is not a lease is said and ignored', (t) => {
+  const { dir, lines, make } = store(t);
+  const T0 = 1_700_000_000_000;
+  const lease: Lease = {
+    address: '192.0.2.77', prefixLen: 24, router: '192.0.2.1', dns: ['192.0.2.53'], searchDomains: [], ntp: [],
+    leaseSeconds: 3600, t1: 1800, t2: 3150, serverId: '192.0.2.1', acquiredAt: T0, renewAt: T0 + 1_800_000, rebindAt: T0 + 3_150_000, expiresAt: T0 + 3_600_000,
+  };
+  const a = make();
+  assert.equal(a.saveLease('ethernet_020000000001_cable', lease), true);
+  assert.equal(a.saveLease('../escape', lease), false, 'ids are checked');
+  writeFileSync(join(dir, 'leases', 'ethernet_020000000002_cable.json'), JSON.stringify({ address: '127.0.0.1' }));
+  const b = make();
+  assert.deepEqual([...b.loadLeases()], [['ethernet_020000000001_cable', lease]]);
+  assert.ok(lines.some((l) => l.includes('ignoring ethernet_020000000002_cable.json: not valid lease')), lines.join(''));
+  b.forgetLease('ethernet_020000000001_cable');
+  b.forgetLease('ethernet_020000000009_cable');
+  assert.deepEqual([...make().loadLeases()], []);
+  // forgotten, then the same lease again: written (the store does not think the file is still there)
+  assert.equal(b.saveLease('ethernet_020000000001_cable', lease), true);
+  assert.deepEqual([...make().loadLeases().keys()], ['ethernet_020000000001_cable']);
+});
+
 test('a daemon killed while it wrote leaves a temporary file: the next one removes it and keeps the whole version', (t) => {
   const { dir, make } = store(t);
   const s = { ...defaultSettings(65537), autoConnect: false };
@@ -39,7 +62,7 @@ test('a daemon killed while it wrote leaves a temporary file: the next one remov
   writeFileSync(join(dir, 'services', 'notes.txt'), 'not ours to remove');
   const b = make();
   assert.deepEqual(readdirSync(join(dir, 'services')).sort(), ['ethernet_020000000001_cable.json', 'notes.txt']);
-  assert.deepEqual(readdirSync(dir).sort(), ['services']);
+  assert.deepEqual(readdirSync(dir).sort(), ['leases', 'services']);
   assert.deepEqual(b.loadServices().get('ethernet_020000000001_cable'), { ...s, immutable: false });
 });
 

@@ -39,6 +39,8 @@ export interface DhcpClientOptions {
   clientId?: Uint8Array;
   /** an address from an earlier run: start with INIT-REBOOT */
   requestedAddress?: string;
+  /** a lease from an earlier run still in use: held while INIT-REBOOT confirms it (see machine.ts) */
+  lease?: Lease;
   log?: (level: DhcpLogLevel, message: string) => void;
   /** default 'packet'; see transport.ts */
   transport?: TransportMode;
@@ -99,6 +101,7 @@ export class DhcpClient extends EventEmitter<Events> {
       ...(o.clientId === undefined ? {} : { clientId: o.clientId }),
       ...(o.hostname === undefined ? {} : { hostname: o.hostname }),
       ...(o.requestedAddress === undefined ? {} : { requestedAddress: o.requestedAddress }),
+      ...(o.lease === undefined ? {} : { lease: copyLease(o.lease) }),
     });
   }
 

@@ -167,6 +167,12 @@ export interface MachineOptions {
   hostname?: string;
   /** an address from an earlier run: start with INIT-REBOOT */
   requestedAddress?: string;
+  /**
+   * a lease from an earlier run that is still in use (the daemon restarted while the kernel
+   * kept its address): held while INIT-REBOOT confirms it, exactly as after a carrier loss
+   * (ACK renews it, NAK loses it, silence keeps it until it expires)
+   */
+  lease?: Lease;
   /** seed of the PRNG; tests fix it, the shell takes it from crypto */
   seed: number;
   /** carrier at start; default true */
@@ -188,6 +194,9 @@ export function initialState(o: MachineOptions): MachineState {
   if (o.requestedAddress !== undefined && !isUsableUnicast(o.requestedAddress)) {
     throw new RangeError(`bad requested address ${JSON.stringify(o.requestedAddress)}`);
   }
+  if (o.lease !== undefined && !isUsableUnicast(o.lease.address)) {
+    throw new RangeError(`bad lease address ${JSON.stringify(o.lease.address)}`);
+  }
   const hw = mac.split(':').map((x) => Number.parseInt(x, 16));
   return {
     config: {
@@ -206,8 +215,8 @@ export function initialState(o: MachineOptions): MachineState {
     nextSend: undefined,
     firstRequestAt: undefined,
     offer: undefined,
-    requested: o.requestedAddress,
-    lease: undefined,
+    requested: o.lease?.address ?? o.requestedAddress,
+    lease: o.lease,
     naks: 0,
   };
 }

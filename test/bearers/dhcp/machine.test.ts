@@ -392,6 +392,65 @@ describe('INIT-REBOOT', () => {
   });
 });
 
+describe('a lease from an earlier run (the daemon restarted)', () => {
+  /** a lease bound by another machine, as the last run kept it */
+  const earlier = (): Lease => {
+    const h = new Harness();
+    return h.bind();
+  };
+
+  test('held from the start; INIT-REBOOT for its address; ACK → renewed, not acquired', () => {
+    const l = earlier();
+    const h = new Harness({ lease: l });
+    h.now = T0 + 600_000;
+    assert.equal(h.state.lease?.address, ADDR, 'held before any packet');
+    const r = only(sends(h.feed({ kind: 'start' })));
+    assert.equal(h.state.phase, 'REBOOTING');
+    assert.equal(r.message.options.messageType, 'REQUEST');
+    assert.equal(r.message.options.requestedAddress, ADDR);
+    assert.equal(r.message.options.serverId, undefined);
+    const acts = h.receive(reply(r.message, 'ACK'));
+    assert.equal(only(leases(acts)).event, 'renewed');
+    assert.deepEqual(losts(h.log), []);
+    assert.equal(h.state.phase, 'BOUND');
+  });
+
+  test('NAK: lost(nak) — the address goes — then DISCOVER', () => {
+    const h = new Harness({ lease: earlier() });
+    const r = only(sends(h.feed({ kind: 'start' })));
+    const acts = h.receive(reply(r.message, 'NAK'));
+    assert.equal(only(losts(acts)).reason, 'nak');
+    assert.equal(only(sends(acts)).message.options.messageType, 'DISCOVER');
+  });
+
+  test('nobody answers: kept until it expires (RFC 2131 §3.2), then lost(expired)', () => {
+    const l = earlier();
+    const h = new Harness({ lease: l });
+    h.feed({ kind: 'start' });
+    for (let i = 0; i < 4; i++) h.fire();
+    assert.equal(h.state.phase, 'BOUND');
+    assert.deepEqual(losts(h.log), []);
+    // renewal, rebinding (unanswered) and finally expiry, on the earlier run's schedule
+    let lost = losts([]);
+    for (let i = 0; i < 100 && lost.length === 0; i++) lost = losts(h.fire());
+    assert.equal(h.now, l.expiresAt);
+    assert.equal(only(lost).reason, 'expired');
+  });
+
+  test('already expired at start: lost(expired) at once, INIT-REBOOT for the address all the same', () => {
+    const l = earlier();
+    const h = new Harness({ lease: l });
+    h.now = l.expiresAt + 1;
+    const acts = h.feed({ kind: 'start' });
+    assert.equal(only(losts(acts)).reason, 'expired');
+    assert.equal(only(sends(acts)).message.options.requestedAddress, ADDR);
+  });
+
+  test('a lease with an address no host can have is refused', () => {
+    assert.throws(() => initialState({ mac: MAC, seed: 1, lease: { ...earlier(), address: '127.0.0.1' } }), RangeError);
+  });
+});
+
 describe('carrier', () => {
   test('link down keeps the lease and goes quiet; link up reboots with it → renewed', () => {
     const h = new Harness();
