@@ -75,6 +75,11 @@ const UPLINK_KINDS = new Set([undefined, 'veth', 'vlan', 'bond', 'macvlan']);
 const RECONCILE_RETRY_MS = 1000;
 /** a lease of the last run that ends sooner than this is not gone on with */
 const KEPT_LEASE_MARGIN_MS = 5000;
+/**
+ * how long an IPv6 router of the last run is held at start without an advertisement: a router
+ * answers a solicitation within 0.5 s (RFC 4861 §6.2.6) and we send four in 7 s
+ */
+const HELD_ROUTER_S = 10;
 
 /** Monotonic milliseconds on the epoch scale: timers and leases do not jump with the wall clock. */
 export const clock = (): number => performance.timeOrigin + performance.now();
@@ -159,6 +164,8 @@ export class Netsessiond {
   private resolvWritten: string | undefined;
   private stopping = false;
   private started = false;
+  /** links whose IPv6 router is one of the last run's, held until an advertisement confirms it */
+  private readonly unconfirmedRouters = new Set<number>();
   /** leases of the last run gone on with, by service id, until the service's DHCP client takes them over */
   private readonly heldLeases = new Map<string, Lease>();
   /** which cgroups of cgroup policies exist (our nft table names only those) */
@@ -253,6 +260,7 @@ export class Netsessiond {
     for (const l of this.mirror.state.links.values()) this.feedLink(l);
     for (const l of this.mirror.state.links.values()) this.feedIpv6Addresses(l.index);
     this.goOnWithLeases(this.store.loadLeases());
+    this.goOnWithRouters();
 
     const controller: Controller = {
       state: () => this.state,
@@ -563,8 +571,33 @@ export class Netsessiond {
     this.scheduleReconcile();
   }
 
+  /**
+   * At start, before any reconcile: the IPv6 default router of each service that is to be
+   * connected, as our route in the service's table names it (the daemon restarted without a
+   * clean stop), is held for HELD_ROUTER_S while solicitations ask for a fresh advertisement,
+   * so that the route does not leave the table meanwhile. An advertisement replaces it (its
+   * lifetime, its preference, or lifetime 0: gone); silence lets it expire.
+   */
+  private goOnWithRouters(): void {
+    const now = clock();
+    const own = this.cfg.ownership.protocol;
+    for (const s of this.state.services.values()) {
+      if (!wantsConnection(this.state, s) || s.settings.ipv6.method !== 'auto') continue;
+      for (const r of this.mirror.state.routes.values()) {
+        if (r.family !== AF_INET6 || r.protocol !== own || r.table !== s.settings.table || r.dstLen !== 0 || r.oif !== s.ifindex || !r.gateway) continue;
+        this.routers = this.routers.observe({ ifindex: s.ifindex, router: r.gateway, lifetime: HELD_ROUTER_S, preference: 'medium', receivedAt: now });
+        this.unconfirmedRouters.add(s.ifindex);
+      }
+      if (this.unconfirmedRouters.has(s.ifindex)) {
+        this.log.info(`${s.ifname}: going on with IPv6 router ${this.routers.defaultRouters(s.ifindex, now).map((x) => x.router).join(', ')} of the last run for ${HELD_ROUTER_S} s while solicitations ask for it`);
+        this.feedRouters(s.ifindex, now);
+      }
+    }
+  }
+
   private onRouter(ev: RouterEvent): void {
     const now = clock();
+    this.unconfirmedRouters.delete(ev.ifindex);
     this.routers = this.routers.expire(now).observe({ ifindex: ev.ifindex, router: ev.router, lifetime: ev.lifetime, preference: ev.preference, receivedAt: now });
     const live = (l: number): boolean => l > 0;
     this.raInfo.set(ev.ifindex, {
@@ -616,7 +649,7 @@ export class Netsessiond {
           .catch((e: unknown) => this.log.warn(`${s.ifname}: cannot set link ${wantUp ? 'up' : 'down'}: ${(e as Error).message}`))
           .finally(() => this.linkRequests.delete(s.ifindex));
       }
-      if (wantsConnection(this.state, s) && s.settings.ipv6.method === 'auto' && s.routers.length === 0) this.solicit(s);
+      if (wantsConnection(this.state, s) && s.settings.ipv6.method === 'auto' && this.needsRouter(s)) this.solicit(s);
       this.dropKernelRaDefaults(s.ifindex);
     }
     for (const [ifindex, snap] of this.uplinks) {
@@ -669,6 +702,11 @@ export class Netsessiond {
     }
   }
 
+  /** No router, or only one held from the last run: solicitations are to ask for one. */
+  private needsRouter(s: Service): boolean {
+    return s.routers.length === 0 || this.unconfirmedRouters.has(s.ifindex);
+  }
+
   /** Router solicitations until a router answers: at once, then after 1, 2, 4 … 16 s. */
   private solicit(s: Service, attempt = 0): void {
     if (!this.routerListener || (attempt === 0 && this.solicited.has(s.ifindex))) return;
@@ -679,7 +717,7 @@ export class Netsessiond {
       s.ifindex,
       setTimeout(() => {
         const cur = this.serviceAt(s.ifindex);
-        if (cur && wantsConnection(this.state, cur) && cur.routers.length === 0 && attempt < 8) this.solicit(cur, attempt + 1);
+        if (cur && wantsConnection(this.state, cur) && this.needsRouter(cur) && attempt < 8) this.solicit(cur, attempt + 1);
         else this.solicited.delete(s.ifindex);
       }, delay),
     );
