@@ -62,14 +62,15 @@ export class StateStore {
     }
   }
 
-  private writeAtomic(file: string, content: string): boolean {
+  /** `durable`: on disk before the rename (fsync), so that a power loss keeps the old version or the new one. */
+  private writeAtomic(file: string, content: string, durable = true): boolean {
     if (this.written.get(file) === content) return true;
     const tmp = `${file}.tmp-${process.pid}`;
     try {
       const fd = openSync(tmp, 'w', 0o600);
       try {
         writeSync(fd, content);
-        fsyncSync(fd);
+        if (durable) fsyncSync(fd);
       } finally {
         closeSync(fd);
       }
@@ -151,7 +152,10 @@ export class StateStore {
 
   saveLease(id: string, lease: Lease): boolean {
     if (!ID.test(id)) return false;
-    return this.writeAtomic(join(this.leasesDir, `${id}.json`), `${JSON.stringify(leaseToRecord(lease), null, 2)}\n`);
+    // not fsynced (a write per acquisition and renewal, on slow flash too): a lease file is only
+    // gone on with while its address is still on the link, which a power loss never leaves; a
+    // file a crash of the whole machine left half-written is refused when read
+    return this.writeAtomic(join(this.leasesDir, `${id}.json`), `${JSON.stringify(leaseToRecord(lease), null, 2)}\n`, false);
   }
 
   /** The lease is gone (lost, released): the next run must not go on with it. */
