@@ -42,7 +42,7 @@ import {
 import { desiredNetwork } from '../engine/routing.ts';
 import type { DhcpLease, EngineState, Service } from '../engine/types.ts';
 import { KernelMirror } from '../kernel/kernel-mirror.ts';
-import { AF_INET, AF_INET6, IFA_F_DADFAILED, IFA_F_TENTATIVE, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RTPROT_RA } from '../kernel/netlink/constants.ts';
+import { AF_INET6, IFA_F_DADFAILED, IFA_F_TENTATIVE, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RTPROT_RA } from '../kernel/netlink/constants.ts';
 import { familyOf } from '../kernel/netlink/codec.ts';
 import { Nft } from '../kernel/nft/nft.ts';
 import { ownsRoute, ownsRule } from '../kernel/reconciler/ownership.ts';
@@ -55,6 +55,7 @@ import type { Link } from '../kernel/rtnetlink/types.ts';
 import { type DaemonConfig, parseConfig, defaultConfig } from './config.ts';
 import type { Logger } from './log.ts';
 import { parseProvisioning } from './provisioning.ts';
+import { leasesToGoOnWith, routersToHold } from './carry-over.ts';
 import { StateStore } from './state-store.ts';
 
 export interface DaemonOptions {
@@ -73,8 +74,6 @@ export interface DaemonOptions {
 /** link kinds that can be uplinks; bridges, tunnels, dummies and the like are not */
 const UPLINK_KINDS = new Set([undefined, 'veth', 'vlan', 'bond', 'macvlan']);
 const RECONCILE_RETRY_MS = 1000;
-/** a lease of the last run that ends sooner than this is not gone on with */
-const KEPT_LEASE_MARGIN_MS = 5000;
 /**
  * how long an IPv6 router of the last run is held at start without an advertisement: a router
  * answers a solicitation within 0.5 s (RFC 4861 §6.2.6) and we send four in 7 s
@@ -580,18 +579,11 @@ export class Netsessiond {
    */
   private goOnWithRouters(): void {
     const now = clock();
-    const own = this.cfg.ownership.protocol;
-    for (const s of this.state.services.values()) {
-      if (!wantsConnection(this.state, s) || s.settings.ipv6.method !== 'auto') continue;
-      for (const r of this.mirror.state.routes.values()) {
-        if (r.family !== AF_INET6 || r.protocol !== own || r.table !== s.settings.table || r.dstLen !== 0 || r.oif !== s.ifindex || !r.gateway) continue;
-        this.routers = this.routers.observe({ ifindex: s.ifindex, router: r.gateway, lifetime: HELD_ROUTER_S, preference: 'medium', receivedAt: now });
-        this.unconfirmedRouters.add(s.ifindex);
-      }
-      if (this.unconfirmedRouters.has(s.ifindex)) {
-        this.log.info(`${s.ifname}: going on with IPv6 router ${this.routers.defaultRouters(s.ifindex, now).map((x) => x.router).join(', ')} of the last run for ${HELD_ROUTER_S} s while solicitations ask for it`);
-        this.feedRouters(s.ifindex, now);
-      }
+    for (const { service: s, routers } of routersToHold(this.state, this.mirror.state.routes.values(), this.cfg.ownership.protocol)) {
+      for (const router of routers) this.routers = this.routers.observe({ ifindex: s.ifindex, router, lifetime: HELD_ROUTER_S, preference: 'medium', receivedAt: now });
+      this.unconfirmedRouters.add(s.ifindex);
+      this.log.info(`${s.ifname}: going on with IPv6 router ${routers.join(', ')} of the last run for ${HELD_ROUTER_S} s while solicitations ask for it`);
+      this.feedRouters(s.ifindex, now);
     }
   }
 
@@ -767,16 +759,11 @@ export class Netsessiond {
    */
   private goOnWithLeases(kept: Map<string, Lease>): void {
     const wall = Date.now();
-    for (const [id, lease] of kept) {
-      const s = this.state.services.get(id);
-      const a = s && this.mirror.state.addresses.get(addressKey({ family: AF_INET, index: s.ifindex, address: lease.address, prefixLen: lease.prefixLen }));
-      const usable = lease.expiresAt > wall + KEPT_LEASE_MARGIN_MS && lease.acquiredAt <= wall;
-      if (!s || !a || a.protocol !== this.cfg.ownership.protocol || !usable || !wantsConnection(this.state, s) || s.settings.ipv4.method !== 'dhcp') {
-        this.store.forgetLease(id);
-        continue;
-      }
+    const r = leasesToGoOnWith(kept, this.state, this.mirror.state.addresses.values(), this.cfg.ownership.protocol, wall);
+    for (const id of r.void) this.store.forgetLease(id);
+    for (const { service: s, lease } of r.goOn) {
       this.log.child(`dhcp/${s.ifname}`).info(`going on with ${lease.address}/${lease.prefixLen} of the last run (expires in ${Math.round((lease.expiresAt - wall) / 1000)} s) while the server confirms it`);
-      this.heldLeases.set(id, lease);
+      this.heldLeases.set(s.id, lease);
       this.dispatch({ kind: 'dhcp-lease', ifindex: s.ifindex, lease: engineLease(lease) });
     }
   }
