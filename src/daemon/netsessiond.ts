@@ -734,8 +734,9 @@ export class Netsessiond {
       const id = s.id;
       client.on('lease', (l: DhcpLeaseEvent) => {
         dlog.info(`${l.kind} ${l.address}/${l.prefixLen} router ${l.router ?? '-'} for ${l.leaseSeconds} s`);
-        if (!this.stopping) this.store.saveLease(id, l);
-        this.dispatch({ kind: 'dhcp-lease', ifindex, lease: engineLease(l) });
+        const { kind: _kind, ifname: _ifname, previousAddress: _previous, ...lease } = l;
+        if (!this.stopping) this.store.saveLease(id, lease);
+        this.dispatch({ kind: 'dhcp-lease', ifindex, lease: engineLease(lease) });
       });
       client.on('lost', (e: { reason: string }) => {
         dlog.info(`lease lost (${e.reason})`);

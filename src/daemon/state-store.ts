@@ -1,8 +1,9 @@
 // Persisted settings in the state directory: one JSON file for the daemon (offline mode,
 // technologies) and one per service; and one per DHCP lease in use, so that a daemon that
-// restarts (after a crash) goes on with it instead of dropping the address. Writes are atomic (temporary file, fsync, rename),
-// so a crash or a full disk leaves the previous version, never half a file; a failed
-// write is reported and the daemon goes on with what it has in memory.
+// restarts after a crash goes on with it instead of dropping the address. Writes are atomic
+// (temporary file, fsync, rename), so a crash or a full disk leaves the previous version,
+// never half a file; a failed write is reported and the daemon goes on with what it has in
+// memory.
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkIpv4, checkIpv6 } from '../engine/engine.ts';

@@ -6,52 +6,20 @@ import { isIPv4 } from 'node:net';
 import type { Lease } from './machine.ts';
 import { checkDomainName, isUsableUnicast } from './packet.ts';
 
-type Time = number | null;
+/** the lease's times (seconds or ms since the epoch); an infinite lease's are Infinity */
+const TIMES = ['leaseSeconds', 't1', 't2', 'renewAt', 'rebindAt', 'expiresAt'] as const;
+type TimeKey = (typeof TIMES)[number];
 
-export interface LeaseRecord {
-  address: string;
-  prefixLen: number;
-  router?: string;
-  dns: string[];
-  domain?: string;
-  searchDomains: string[];
-  mtu?: number;
-  ntp: string[];
-  /** seconds; null: infinite */
-  leaseSeconds: Time;
-  t1: Time;
-  t2: Time;
-  serverId: string;
-  /** ms since the epoch (wall clock, as the client's machine counts) */
-  acquiredAt: number;
-  renewAt: Time;
-  rebindAt: Time;
-  expiresAt: Time;
-}
+/** A lease as JSON says it: its times null where the lease has Infinity. */
+export type LeaseRecord = Omit<Lease, TimeKey> & Record<TimeKey, number | null>;
 
-const out = (x: number): Time => (Number.isFinite(x) ? x : null);
 /** a finite number ≥ 0, or null for infinity */
 const back = (x: unknown): number | undefined => (x === null ? Infinity : typeof x === 'number' && Number.isFinite(x) && x >= 0 ? x : undefined);
 
 export function leaseToRecord(l: Lease): LeaseRecord {
-  return {
-    address: l.address,
-    prefixLen: l.prefixLen,
-    ...(l.router === undefined ? {} : { router: l.router }),
-    dns: [...l.dns],
-    ...(l.domain === undefined ? {} : { domain: l.domain }),
-    searchDomains: [...l.searchDomains],
-    ...(l.mtu === undefined ? {} : { mtu: l.mtu }),
-    ntp: [...l.ntp],
-    leaseSeconds: out(l.leaseSeconds),
-    t1: out(l.t1),
-    t2: out(l.t2),
-    serverId: l.serverId,
-    acquiredAt: l.acquiredAt,
-    renewAt: out(l.renewAt),
-    rebindAt: out(l.rebindAt),
-    expiresAt: out(l.expiresAt),
-  };
+  const rec = { ...l, dns: [...l.dns], searchDomains: [...l.searchDomains], ntp: [...l.ntp] } as unknown as LeaseRecord;
+  for (const k of TIMES) rec[k] = Number.isFinite(l[k]) ? l[k] : null;
+  return rec;
 }
 
 const isAddresses = (x: unknown): x is string[] => Array.isArray(x) && x.length <= 64 && x.every((y) => typeof y === 'string' && isIPv4(y));
