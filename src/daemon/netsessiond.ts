@@ -10,10 +10,10 @@ import { ConnmanApi } from '../api/connman/connman-api.ts';
 import { useWireCodec } from '../api/bus/wire-decoder.ts';
 import { type SessionController, SessionApi } from '../api/connman/session.ts';
 import { reassign, sessionDemand } from '../engine/sessions.ts';
-import { cgroupPolicyPaths, indexSessionRules, nftRoutes, type SessionRuleIndex, sessionCounterCleanup, sessionNft, sessionRuleDelta, routedByOwnRules, sessionRules } from '../engine/session-routing.ts';
+import { cgroupPolicyPaths, indexSessionRules, nftRoutes, type SessionRuleIndex, sessionCounterCleanup, sessionNft, sessionRoutingInputs, sessionRuleDelta, routedByOwnRules, sessionRules } from '../engine/session-routing.ts';
 import type { NftTableModel } from '../kernel/nft/model.ts';
 import { CgroupWatch } from './cgroup-watch.ts';
-import type { Identity, Session } from '../engine/session-types.ts';
+import type { Identity, Session, SessionsState } from '../engine/session-types.ts';
 import { SessionHost } from './session-host.ts';
 import { SessionScheduler } from './session-scheduler.ts';
 import { CallerGoneError, CallerIdentities, cgroupOfPid } from './policy/identity.ts';
@@ -49,9 +49,9 @@ import { ownsRoute, ownsRule } from '../kernel/reconciler/ownership.ts';
 import { addressKey } from '../kernel/rtnetlink/address.ts';
 import { routeBaseKey } from '../kernel/rtnetlink/route.ts';
 import { ruleKey } from '../kernel/rtnetlink/rule.ts';
-import { Reconciler } from '../kernel/reconciler/reconciler.ts';
+import { type ReconcileReport, Reconciler } from '../kernel/reconciler/reconciler.ts';
 import type { RtEvent } from '../kernel/rtnetlink/events.ts';
-import type { Link } from '../kernel/rtnetlink/types.ts';
+import type { Link, Rule } from '../kernel/rtnetlink/types.ts';
 import { type DaemonConfig, parseConfig, defaultConfig } from './config.ts';
 import type { Logger } from './log.ts';
 import { parseProvisioning } from './provisioning.ts';
@@ -98,6 +98,16 @@ function engineLease(l: Lease): DhcpLease {
     expiresAt: clock() + (l.expiresAt - Date.now()),
     serverId: l.serverId,
   };
+}
+
+/** The sessions' rules of a full pass, what they were made from, and their keys. */
+interface SessionRulesMade {
+  readonly sessions: SessionsState;
+  /** sessionRoutingInputs of the engine state */
+  readonly inputs: string;
+  readonly emergency: number | undefined;
+  readonly rules: Rule[];
+  readonly keys: string[];
 }
 
 export class Netsessiond {
@@ -153,6 +163,12 @@ export class Netsessiond {
   private readonly sessionDelta = { changed: new Set<string>(), removed: [] as Session[] };
   /** keys of the rules and routes the last reconcile wanted: a deletion of one is put right */
   private desiredRules = new Set<string>();
+  /** what desiredRules was made of (it is 2 keys per session: made again only when they change) */
+  private desiredRulesFor: { made: SessionRulesMade; net: string } | undefined;
+  /** the sessions' rules of the last full pass, and what they were made from */
+  private sessionRulesMade: SessionRulesMade | undefined;
+  /** what the last full pass without errors or conflicts put in the kernel */
+  private applied: { network: string; sessionRules: readonly Rule[] } | undefined;
   private desiredRoutes = new Set<string>();
   /** keys of the addresses the last plan wants (rtnetlink/address.ts addressKey) */
   private desiredAddresses = new Set<string>();
@@ -548,18 +564,20 @@ export class Netsessiond {
       case 'address':
         if (ev.address.family === AF_INET6) this.feedIpv6Addresses(ev.address.index);
         // one of ours taken away behind our back: put it back (our own removals echo back: nothing to do)
-        if (ev.op === 'del' && ev.address.protocol === this.cfg.ownership.protocol && this.desiredAddresses.has(addressKey(ev.address))) this.kernelDiverged();
+        if (ev.address.protocol === this.cfg.ownership.protocol && this.desiredAddresses.has(addressKey(ev.address)) === (ev.op === 'del')) this.kernelDiverged();
         return;
       case 'route':
         if (ev.op === 'new' && ev.route.protocol === RTPROT_RA && ev.route.dstLen === 0 && ev.route.oif !== undefined && this.serviceAt(ev.route.oif)) this.dropKernelRaDefaults(ev.route.oif);
         // one of ours that should be there went (our own deletions echo back: nothing to do)
-        if (ev.op === 'del' && ownsRoute(this.cfg.ownership, ev.route) && this.desiredRoutes.has(routeBaseKey(ev.route))) this.kernelDiverged();
+        // and one of ours that should not be there came (ours echo back while they are wanted)
+        if (ownsRoute(this.cfg.ownership, ev.route) && this.desiredRoutes.has(routeBaseKey(ev.route)) === (ev.op === 'del')) this.kernelDiverged();
         if (ev.op === 'new' && ev.route.table >= this.cfg.ownership.tables.min && ev.route.table <= this.cfg.ownership.tables.max && !ownsRoute(this.cfg.ownership, ev.route)) this.kernelDiverged();
         return;
       case 'rule':
         // one of ours taken away behind our back: put it back. Our own changes come back as
         // events too: reconciling again for them would only delay what waits for the kernel.
-        if (ev.op === 'del' && ownsRule(this.cfg.ownership, ev.rule) && this.desiredRules.has(ruleKey(ev.rule))) this.kernelDiverged();
+        // A rule of ours that is not wanted (made by someone else with our tag): taken away.
+        if (ownsRule(this.cfg.ownership, ev.rule) && this.desiredRules.has(ruleKey(ev.rule)) === (ev.op === 'del')) this.kernelDiverged();
         return;
     }
   }
@@ -847,24 +865,33 @@ export class Netsessiond {
         // a link-local DNS server (RDNSS) is only usable with its interface named
         const dnsOf = (s: Service) => ({ nameservers: nameserversOf(s, now).map((n) => (/^fe80:/i.test(n) ? `${n}%${s.ifname}` : n)), search: domainsOf(s) });
         const net = desiredNetwork(this.state, this.cfg.layout, now, dnsOf);
-        const layout = this.sessionLayout();
-        this.sessionIndex = indexSessionRules(this.sessions.state, this.state, layout);
-        const rules = [...net.rules, ...sessionRules(this.sessions.state, this.state, layout, this.sessionIndex)];
-        this.indexedFor = { services: this.state.services, emergency: this.sessions.emergency()?.marker };
-        this.desiredRules = new Set(rules.map(ruleKey));
+        const made = this.makeSessionRules();
+        const rules = [...net.rules, ...made.rules];
+        const netRuleKeys = net.rules.map(ruleKey);
+        if (this.desiredRulesFor?.made !== made || this.desiredRulesFor.net !== netRuleKeys.join('\n')) {
+          this.desiredRules = new Set([...netRuleKeys, ...made.keys]);
+          this.desiredRulesFor = { made, net: netRuleKeys.join('\n') };
+        }
         this.desiredRoutes = new Set(net.routes.map(routeBaseKey));
         this.desiredAddresses = new Set(net.addresses.map((a) => addressKey({ family: familyOf(a.address), index: a.ifindex, address: a.address, prefixLen: a.prefixLen })));
         const nft = await this.desiredNft(now);
         // a table that only counts goes in after the sessions are told (it costs an nft run)
         const later = !nftRoutes(nft) && !nftRoutes(this.nftRouting);
-        const report = await this.reconciler.reconcile({
-          addresses: net.addresses.map((a) => ({ index: a.ifindex, address: a.address, prefixLen: a.prefixLen, ...(a.broadcast ? { broadcast: a.broadcast } : {}) })),
-          routes: net.routes,
-          rules,
-          nft: later ? 'keep' : nft,
-        });
+        // the very same as the last clean pass, and nothing of it taken away since: no plan over every object
+        const network = JSON.stringify([net.addresses, net.routes, net.rules]);
+        const same = this.kernelFor !== undefined && this.applied?.network === network && this.applied.sessionRules === made.rules;
+        const report = same
+          ? await this.reconcileNftOnly(later ? 'keep' : nft)
+          : await this.reconciler.reconcile({
+              addresses: net.addresses.map((a) => ({ index: a.ifindex, address: a.address, prefixLen: a.prefixLen, ...(a.broadcast ? { broadcast: a.broadcast } : {}) })),
+              routes: net.routes,
+              rules,
+              nft: later ? 'keep' : nft,
+            });
         if (!later) this.nftRouting = nft;
-        this.kernelFor = report.errors.length === 0 && report.conflicts.length === 0 ? services : undefined;
+        const clean = report.errors.length === 0 && report.conflicts.length === 0;
+        this.kernelFor = clean ? services : undefined;
+        this.applied = clean ? { network, sessionRules: made.rules } : undefined;
         for (const e of report.errors) this.log.warn(`kernel: ${e.message}`);
         for (const c of report.conflicts) this.log.warn(`kernel: route ${c.desired.dst}/${c.desired.dstLen} table ${c.desired.table} metric ${c.desired.priority} is taken by a foreign route (proto ${c.foreign.protocol}): left alone`);
         if (!report.unchanged) this.log.debug(`kernel: ${JSON.stringify({ addresses: report.addresses, routes: report.routes, rules: report.rules })}`);
@@ -908,6 +935,33 @@ export class Netsessiond {
     }
   }
 
+  /**
+   * The sessions' rules, made again only when the sessions, the emergency, or what of the
+   * services they are made from (sessionRoutingInputs) changed: a router advertisement or an
+   * online check changes a service's record, not its sessions' rules (20,000 with 10,000
+   * sessions). Also (re)makes the index a sessions pass works from.
+   */
+  private makeSessionRules(): SessionRulesMade {
+    const inputs = sessionRoutingInputs(this.state);
+    const emergency = this.sessions.emergency()?.marker;
+    let made = this.sessionRulesMade;
+    if (!made || !this.sessionIndex || made.sessions !== this.sessions.state || made.inputs !== inputs || made.emergency !== emergency) {
+      const layout = this.sessionLayout();
+      this.sessionIndex = indexSessionRules(this.sessions.state, this.state, layout);
+      const rules = sessionRules(this.sessions.state, this.state, layout, this.sessionIndex);
+      made = { sessions: this.sessions.state, inputs, emergency, rules, keys: rules.map(ruleKey) };
+      this.sessionRulesMade = made;
+    }
+    this.indexedFor = { services: this.state.services, emergency };
+    return made;
+  }
+
+  /** A full pass that found nothing to plan: only the nft table may have to change. */
+  private async reconcileNftOnly(nft: NftTableModel | undefined | 'keep'): Promise<ReconcileReport> {
+    const done = nft === 'keep' ? 'none' : await this.reconciler.reconcileNft(nft);
+    return { addresses: { added: 0, deleted: 0 }, routes: { added: 0, replaced: 0, deleted: 0 }, rules: { added: 0, deleted: 0 }, nft: done, conflicts: [], errors: [], unchanged: done === 'none' };
+  }
+
   private sessionLayout(): { protocol: number; base: number } {
     return { protocol: this.cfg.ownership.protocol, base: this.cfg.ownership.rulePriorities.min };
   }
@@ -933,6 +987,8 @@ export class Netsessiond {
     const delta = sessionRuleDelta(index, this.state, this.sessionLayout(), changed, this.sessionDelta.removed);
     if (!delta) return false;
     const told = [...this.sessionDelta.changed];
+    // the index now holds other sessions than the rules made from it
+    this.sessionRulesMade = undefined;
     this.sessionDelta.changed.clear();
     this.sessionDelta.removed.length = 0;
     for (const r of delta.dels) this.desiredRules.delete(ruleKey(r));

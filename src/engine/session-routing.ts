@@ -7,10 +7,14 @@
 //  - uid policies: `uidrange` rules, straight to the table or `unreachable`.
 //  - A ConnMan client's session (routedByOwnRules: no marker reported, no policy that routes)
 //    has no rule at all: nobody outside the daemon knows its marker.
-// The kernel scans rules linearly, so marker rules sit in blocks of 64 behind one `goto`
-// per block, and unmarked traffic jumps over all of them with one rule:
+// The kernel scans rules linearly, so marker rules sit in blocks of 64, blocks in groups of
+// 16 (1,024 markers), each behind one `goto`, and unmarked traffic jumps over all of them
+// with one rule:
 //   B+100  not fwmark SESSION/SESSION goto B+901                      unmarked: skip
-//   B+200  fwmark SESSION|blk<<6 / ~63 goto B+201+blk                 one per block in use
+//   B+110  fwmark SESSION|grp<<10 / ~1023 goto B+120+2grp             one per group in use
+//   B+111  fwmark SESSION/SESSION goto B+641                          a group not in use
+//   B+120+2grp  fwmark SESSION|blk<<6 / ~63 goto B+201+blk            one per block in use
+//   B+121+2grp  fwmark SESSION/SESSION goto B+641                     a block not in use
 //   B+201+blk  fwmark <marker> goto <service block> | unreachable    one per session that has one
 //   B+641  fwmark SESSION/SESSION unreachable                        unknown or stale marker
 //   B+644+6k   fwmark SESSION/SESSION nop                            goto target, always there
@@ -27,7 +31,10 @@
 // Session decisions come before the source-address rules on purpose: when an IPv6 lookup
 // fails, the kernel picks a source address and looks up again (ip6_dst_lookup_tail), and
 // a source rule would then let fail-closed traffic out after all.
-// A lookup visits at most 1 + blocks + 64 + 4 rules; unmarked traffic only 1 more than without sessions.
+// A lookup visits at most 1 + 28 groups + 1 + 16 blocks + 1 + 64 + 4 rules (10,000 sessions:
+// about 40 on average, 180 with one level of blocks only); unmarked traffic only 1 more than
+// without sessions. (A marker nobody has in a block in use still runs through the later
+// blocks' marker rules to B+641.)
 import { AF_INET, AF_INET6, type Family, FR_ACT_GOTO, FR_ACT_NOP, FR_ACT_TO_TBL, FR_ACT_UNREACHABLE } from '../kernel/netlink/constants.ts';
 import { type RuleSpec, normalizeRule, ruleKey } from '../kernel/rtnetlink/rule.ts';
 import type { Rule } from '../kernel/rtnetlink/types.ts';
@@ -39,6 +46,9 @@ import type { EngineState, Service } from './types.ts';
 export const SESSION_BIT = 0x40000000;
 export const SLOTS_PER_BLOCK = 64;
 export const MAX_BLOCKS = 440;
+/** blocks per group (so a group is 2^10 markers) */
+const BLOCKS_PER_GROUP = 16;
+const groupOf = (block: number): number => Math.floor(block / BLOCKS_PER_GROUP);
 /** services (by table index) that get a block; sessions of others have direct rules */
 export const SERVICE_BLOCKS = 40;
 const LEAF_CATCH = 641;
@@ -65,6 +75,18 @@ function targetTable(engine: EngineState, s: Session): number | undefined {
 function blockIndex(engine: EngineState, svc: Service): number | undefined {
   const k = svc.settings.table - engine.config.tables.min;
   return k >= 0 && k < SERVICE_BLOCKS ? k : undefined;
+}
+
+/**
+ * What of the services the sessions' rules are made from (every function here that reads a
+ * service reads only these: its id, table and state, and where our tables start): for the
+ * same sessions, two engine states with the same string have the same rules. A router
+ * advertisement or an online check's timing changes a service's record but not this.
+ */
+export function sessionRoutingInputs(engine: EngineState): string {
+  let out = String(engine.config.tables.min);
+  for (const svc of engine.services.values()) out += `|${svc.id} ${svc.settings.table} ${svc.state}`;
+  return out;
 }
 
 /** The service whose block is k. */
@@ -116,9 +138,23 @@ function pruneLeafMemo(sessions: SessionsState): void {
   for (const [id, m] of leafMemo) if (!live.has(m.marker)) leafMemo.delete(id);
 }
 
-/** The goto of a block of 64 markers to its marker rules. */
+/** The goto of a block of 64 markers to its marker rules (in its group's place). */
 function blockGotoRule(family: Family, blk: number, layout: SessionLayout): Rule {
-  return normalizeRule({ family, priority: layout.base + 200, protocol: layout.protocol, fwmark: markerOf(blk, 0), fwmask: ~(SLOTS_PER_BLOCK - 1) >>> 0, action: FR_ACT_GOTO, goto: layout.base + 201 + blk });
+  return normalizeRule({ family, priority: layout.base + 120 + 2 * groupOf(blk), protocol: layout.protocol, fwmark: markerOf(blk, 0), fwmask: ~(SLOTS_PER_BLOCK - 1) >>> 0, action: FR_ACT_GOTO, goto: layout.base + 201 + blk });
+}
+
+/** The goto of a group of 16 blocks to its blocks' gotos, and the catch behind them (a block of the group not in use). */
+function groupRules(family: Family, grp: number, layout: SessionLayout): Rule[] {
+  const B = layout.base;
+  return [
+    normalizeRule({ family, priority: B + 121 + 2 * grp, protocol: layout.protocol, fwmark: SESSION_BIT, fwmask: SESSION_BIT, action: FR_ACT_GOTO, goto: B + LEAF_CATCH }),
+    normalizeRule({ family, priority: B + 110, protocol: layout.protocol, fwmark: markerOf(grp * BLOCKS_PER_GROUP, 0), fwmask: ~(BLOCKS_PER_GROUP * SLOTS_PER_BLOCK - 1) >>> 0, action: FR_ACT_GOTO, goto: B + 120 + 2 * grp }),
+  ];
+}
+
+/** Groups with a block in use. */
+function groupsOf(blocks: Iterable<number>): number[] {
+  return [...new Set([...blocks].map(groupOf))].sort((a, b) => a - b);
 }
 
 /** Service block k: where marker rules of sessions on that service go. */
@@ -152,12 +188,16 @@ export function sessionRules(sessions: SessionsState, engine: EngineState, layou
     if (svc) serviceBlocks.push([k, svc]);
   }
   const sessionBit = { fwmark: SESSION_BIT, fwmask: SESSION_BIT };
+  const groups = groupsOf(blocks);
   for (const [fi, family] of ([AF_INET, AF_INET6] as const).entries()) {
-    rule(family, B + 100, { fwmark: SESSION_BIT, fwmask: SESSION_BIT, invert: true, action: FR_ACT_GOTO, goto: B + 901 });
-    for (const blk of blocks) out.push(blockGotoRule(family, blk, layout));
+    // in the order a full plan adds them: a goto after its target (an unresolved one falls through)
+    rule(family, B + LEAF_CATCH, { ...sessionBit, action: FR_ACT_UNREACHABLE });
     // each session's marker rules, as indexed: [IPv4, IPv6]
     for (const e of index.byMarker.values()) if (e.rules.length > 0) out.push(e.rules[fi] as Rule);
-    rule(family, B + LEAF_CATCH, { ...sessionBit, action: FR_ACT_UNREACHABLE });
+    for (const blk of blocks) out.push(blockGotoRule(family, blk, layout));
+    for (const grp of groups) out.push(...groupRules(family, grp, layout));
+    rule(family, B + 111, { ...sessionBit, action: FR_ACT_GOTO, goto: B + LEAF_CATCH });
+    rule(family, B + 100, { fwmark: SESSION_BIT, fwmask: SESSION_BIT, invert: true, action: FR_ACT_GOTO, goto: B + 901 });
     for (const [k, svc] of serviceBlocks) out.push(...serviceBlockRules(family, k, svc, layout));
     rule(family, B + 900, { ...sessionBit, action: FR_ACT_UNREACHABLE });
     rule(family, B + 901, { action: FR_ACT_NOP });
@@ -297,11 +337,24 @@ export function sessionRuleDelta(
   const firstDels: Rule[] = [];
   const lastDels: Rule[] = [];
   const both = (f: (family: Family) => Rule[]): Rule[] => [...f(AF_INET), ...f(AF_INET6)];
+  const touched = new Set<number>();
   for (const [b, d] of blocks) {
     const was = index.blocks.get(b) ?? 0;
     if (d === 0) continue;
     if (was === 0) lastAdds.push(...both((f) => [blockGotoRule(f, b, layout)]));
     else if (was + d === 0) firstDels.push(...both((f) => [blockGotoRule(f, b, layout)]));
+    if ((was === 0) !== (was + d === 0)) touched.add(groupOf(b));
+  }
+  // a group whose first block opens or last block closes: its goto after the block's, and before it when it goes
+  const inUse = (grp: number, counts: (blk: number) => number): boolean => {
+    for (let blk = grp * BLOCKS_PER_GROUP; blk < (grp + 1) * BLOCKS_PER_GROUP; blk++) if (counts(blk) > 0) return true;
+    return false;
+  };
+  for (const grp of touched) {
+    const before = inUse(grp, (blk) => index.blocks.get(blk) ?? 0);
+    const after = inUse(grp, (blk) => (index.blocks.get(blk) ?? 0) + (blocks.get(blk) ?? 0));
+    if (!before && after) lastAdds.push(...both((f) => groupRules(f, grp, layout)));
+    if (before && !after) firstDels.unshift(...both((f) => groupRules(f, grp, layout)));
   }
   for (const [k, d] of serviceBlocks) {
     const was = index.serviceBlocks.get(k) ?? 0;

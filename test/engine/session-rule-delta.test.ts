@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { type EngineEvent, createState, reduce } from '../../src/engine/engine.ts';
-import { indexSessionRules, markerOf, sessionRuleDelta, sessionRules } from '../../src/engine/session-routing.ts';
+import { indexSessionRules, markerOf, sessionRoutingInputs, sessionRuleDelta, sessionRules } from '../../src/engine/session-routing.ts';
 import { DEFAULT_REQUEST } from '../../src/engine/sessions.ts';
 import type { Session, SessionsState } from '../../src/engine/session-types.ts';
 import type { EngineState } from '../../src/engine/types.ts';
@@ -39,7 +39,8 @@ test('sessionRuleDelta applied to the kernel equals sessionRules of the new stat
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
     return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n);
   };
-  const free = Array.from({ length: 3 * 64 }, (_, i) => markerOf(i >> 6, i & 63));
+  // blocks in three groups of 16, so that groups open and close too
+  const free = [0, 1, 15, 16, 17, 40].flatMap((blk) => Array.from({ length: 64 }, (_, slot) => markerOf(blk, slot)));
   let k = 0;
   const make = (marker: number): Session => {
     const svc = rnd(4);
@@ -149,4 +150,55 @@ test('a session that loses its uid policy but keeps its marker rules: not a mark
   assert.equal(sessionRuleDelta(index, eng, LAYOUT, [], [base]), undefined);
   // a plain one that changes nothing: an empty answer
   assert.deepEqual(sessionRuleDelta(index, eng, LAYOUT, [{ ...plain }], []), { adds: [], dels: [] });
+});
+
+test('sessionRoutingInputs: engine states with the same inputs give the same session rules; a record refresh keeps them', () => {
+  let eng = engine(3);
+  let k = 0;
+  const sessions = new Map<string, Session>();
+  for (let svc = 0; svc < 4; svc++) {
+    for (const connectionType of ['internet', 'any'] as const) {
+      for (const policy of [undefined, { file: 'p.policy', name: 'g', match: { uid: 1000 + svc } }]) {
+        const s = {
+          path: `/sessions/i${k}`,
+          owner: ':1.1',
+          notifier: '/n',
+          identity: { uid: 1000, gids: [1000] },
+          request: { ...DEFAULT_REQUEST, connectionType, extended: true },
+          policy,
+          marker: markerOf(0, ++k),
+          active: true,
+          detached: false,
+          idle: false,
+          woken: false,
+          demandSince: 0,
+          serviceId: svc < 3 ? id(svc) : undefined,
+          routeVia: svc < 3 ? id(svc) : undefined,
+          createdAt: k,
+        } as Session;
+        sessions.set(s.path, s);
+      }
+    }
+  }
+  const st: SessionsState = { sessions, policies: [], nextMarker: k };
+  const rulesOf = (e: EngineState): string[] => sessionRules(st, e, LAYOUT).map(ruleKey);
+  const steps: { what: string; event: EngineEvent; same: boolean }[] = [
+    { what: 'a router advertisement refreshes eth0', event: { kind: 'routers', ifindex: 10, routers: [{ address: 'fe80::1', expiresAt: 1800_000, preference: 1 }], rdnss: [], dnssl: [] }, same: true },
+    { what: 'and again, later', event: { kind: 'routers', ifindex: 10, routers: [{ address: 'fe80::1', expiresAt: 1810_000, preference: 1 }], rdnss: [], dnssl: [] }, same: true },
+    { what: 'a DHCP renewal on eth1', event: { kind: 'dhcp-lease', ifindex: 11, lease: { address: '192.0.2.51', prefixLen: 24, router: '192.0.2.1', dns: [], searchDomains: [], ntp: [], leaseSeconds: 3600, expiresAt: 5400_000 } }, same: true },
+    { what: 'an online check of eth1 starts', event: { kind: 'online-started', id: id(1), family: 'ipv4' }, same: true },
+    { what: 'and passes again', event: { kind: 'online-result', id: id(1), family: 'ipv4', status: 'online' }, same: true },
+    { what: 'eth0 loses its carrier', event: { kind: 'link', link: { ifindex: 10, ifname: 'eth0', mac: '02:00:00:00:00:00', mtu: 1500, carrier: false } }, same: false },
+    { what: 'an online check of eth2 (ready) starts', event: { kind: 'online-started', id: id(2), family: 'ipv4' }, same: true },
+    { what: 'eth2 goes online', event: { kind: 'online-result', id: id(2), family: 'ipv4', status: 'online' }, same: false },
+  ];
+  for (const step of steps) {
+    const before = eng;
+    eng = reduce(eng, step.event, 1000);
+    assert.notEqual(eng.services, before.services, `${step.what}: the services' record changed`);
+    const same = sessionRoutingInputs(eng) === sessionRoutingInputs(before);
+    assert.equal(same, step.same, `${step.what}: inputs ${same ? 'the same' : 'changed'}`);
+    if (same) assert.deepEqual(rulesOf(eng), rulesOf(before), `${step.what}: the same rules`);
+    else assert.notDeepEqual(rulesOf(eng), rulesOf(before), `${step.what}: other rules`);
+  }
 });

@@ -308,6 +308,14 @@ describe('kernel and network faults', { skip }, () => {
     assert.deepEqual(foreignThere(), [], 'foreign rules and routes left alone');
     undo();
     undone = true;
+    // one that looks like ours (our tag, in our band) but that nothing of ours wants: taken away at once
+    const stray = ['rule', 'add', 'prio', '10960', 'from', '198.18.50.4', 'lookup', '4242', 'proto', '83'];
+    t.after(() => void spawnSync('ip', ['-n', ns, 'rule', 'del', ...stray.slice(2)]));
+    const t0 = performance.now();
+    ipIn(ns, ...stray);
+    await waitFor('a stray rule with our tag in our band taken away', async () => !ipJson(ns, 'rule').some((r) => r.src === '198.18.50.4'), RESTORE_MS, 10);
+    restored.push(`stray rule removed ${Math.round(performance.now() - t0)} ms`);
+    t.diagnostic(`stray: ${restored.at(-1)}`);
     await untilOurs('the kernel as before, without the foreign objects', ns, before, 10_000, mask);
     await untilSessionsRight('the sessions as before');
     await assertHealthy('after changes behind its back');

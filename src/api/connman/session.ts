@@ -46,9 +46,25 @@ const fail = (e: CommandError): never => {
   throw new ApiError(e.name, e.message);
 };
 
+/** What a session's application was last told (`dict`), and what it was made from. */
+interface Told {
+  dict: Dict;
+  readonly session: Session;
+  service: Service | undefined;
+  readonly emergency: boolean;
+}
+
 export class SessionApi {
   /** what the application was last told, per session */
-  private readonly told = new Map<string, { dict: Dict; session: Session; service: Service | undefined; emergency: boolean }>();
+  private readonly told = new Map<string, Told>();
+
+  /**
+   * The service group as last published, per service id ('' for no service): a new part that
+   * shows the same reuses these very variants, so that sessions compare it by identity. A
+   * router advertisement refreshes a service's record every few seconds and shows nothing new;
+   * with 10,000 sessions on it, comparing each session's values cost 200 ms per advertisement.
+   */
+  private readonly parts = new Map<string, Dict>();
 
   /**
    * Clients that left the bus. A CreateSession whose caller leaves while the caller is being
@@ -201,28 +217,37 @@ export class SessionApi {
     const emergency = this.ctl.emergency() !== undefined;
     const now = this.ctl.now();
     // what sessions take from a service is made once per service, not once per session
-    const parts = new Map<Service | undefined, Dict>();
+    const made = new Map<Service | undefined, Dict>();
     const partOf = (svc: Service | undefined): Dict => {
-      let p = parts.get(svc);
+      let p = made.get(svc);
       if (!p) {
-        p = servicePart(svc, now);
-        parts.set(svc, p);
+        p = this.internPart(svc?.id ?? '', servicePart(svc, now));
+        made.set(svc, p);
       }
       return p;
     };
+    if (this.parts.size > engine.services.size + 1) for (const id of this.parts.keys()) if (id !== '' && !engine.services.has(id)) this.parts.delete(id);
     const visit = (s: Session): void => {
       const service = s.serviceId ? engine.services.get(s.serviceId) : undefined;
       const last = this.told.get(s.path);
       if (last && last.session === s && last.service === service && last.emergency === emergency) return;
       if (last && last.session === s && last.emergency === emergency && service && last.service?.id === service.id) {
-        // only the service's record changed (a router advertisement, a check): often nothing it shows
+        // only the service's record changed (a router advertisement, a check): often nothing it
+        // shows, and then nothing is made for this session (the parts are interned)
         const part = partOf(service);
-        const state = new dbus.Variant('s', sessionState(s, service));
-        const out: Dict = {};
-        if (!sameVariant(last.dict.State, state)) out.State = state;
-        for (const k of SERVICE_GROUP) if (!sameVariant(last.dict[k], part[k])) out[k] = part[k] as Dict[string];
-        this.told.set(s.path, { dict: Object.keys(out).length > 0 ? { ...last.dict, ...out } : last.dict, session: s, service, emergency });
-        if (Object.keys(out).length > 0) this.notify(s, sent, 'Update', out);
+        const state = sessionState(s, service);
+        let out: Dict | undefined;
+        if ((last.dict.State as { value?: unknown } | undefined)?.value !== state) out = { State: new dbus.Variant('s', state) };
+        for (const k of SERVICE_GROUP) {
+          if (last.dict[k] === part[k] || sameVariant(last.dict[k], part[k])) continue;
+          out = out ?? {};
+          out[k] = part[k] as Dict[string];
+        }
+        last.service = service;
+        if (out) {
+          last.dict = { ...last.dict, ...out };
+          this.notify(s, sent, 'Update', out);
+        }
         return;
       }
       const dict = sessionSettings(s, service, now, emergency, partOf(service));
@@ -260,6 +285,14 @@ export class SessionApi {
         this.notify(s, sent, 'Update', { State: new V('s', 'disconnected'), Name: new V('s', ''), IPv4: new V('a{sv}', {}), IPv6: new V('a{sv}', {}), Interface: new V('s', ''), Bearer: new V('s', '') });
       }
     }
+  }
+
+  /** `part`, with every value that shows the same as the last part of this service replaced by the last one's variant. */
+  private internPart(id: string, part: Dict): Dict {
+    const prev = this.parts.get(id);
+    if (prev) for (const k of SERVICE_GROUP) if (sameVariant(prev[k], part[k])) part[k] = prev[k] as Dict[string];
+    this.parts.set(id, part);
+    return part;
   }
 
   /** A call into the application, without waiting for (or keeping a slot for) its reply. */
