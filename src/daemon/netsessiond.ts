@@ -157,6 +157,8 @@ export class Netsessiond {
    * without errors, forgotten when a pass fails or one of ours is taken away behind our back.
    */
   private kernelFor: EngineState['services'] | undefined;
+  /** how many times the kernel was seen to differ from what we want (kernelDiverged) */
+  private divergences = 0;
   /** every session was told after the last full pass (so a sessions pass need tell only its own) */
   private toldAll = false;
   /** sessions created, changed or ended since the last pass (paths; the ended ones themselves) */
@@ -584,6 +586,7 @@ export class Netsessiond {
 
   /** Someone else changed what we hold: nobody is told anything until a full pass has put it right. */
   private kernelDiverged(): void {
+    this.divergences++;
     this.kernelFor = undefined;
     this.scheduleReconcile();
   }
@@ -859,6 +862,7 @@ export class Netsessiond {
         if (!this.fullPending && (await this.sessionsPass())) continue;
         this.fullPending = false;
         const services = this.state.services;
+        const divergences = this.divergences;
         this.sessionDelta.changed.clear();
         this.sessionDelta.removed.length = 0;
         const now = clock();
@@ -889,7 +893,9 @@ export class Netsessiond {
               nft: later ? 'keep' : nft,
             });
         if (!later) this.nftRouting = nft;
-        const clean = report.errors.length === 0 && report.conflicts.length === 0;
+        // a divergence seen while the pass ran (its own changes' echo can show one: deleting a
+        // primary IPv4 address takes the secondaries of its prefix with it) is not put right by it
+        const clean = report.errors.length === 0 && report.conflicts.length === 0 && this.divergences === divergences;
         this.kernelFor = clean ? services : undefined;
         this.applied = clean ? { network, sessionRules: made.rules } : undefined;
         for (const e of report.errors) this.log.warn(`kernel: ${e.message}`);
