@@ -30,7 +30,8 @@
 // Lab B (per daemon, a fresh one):
 //   6. a burst: BENCH_SESSIONS_HELD CreateSession written at once (over connections as in 3.);
 //      time until all first Updates; then: is a link change still seen?
-// Lab C (per daemon):
+// Lab C (both daemons at once, each in a lab of its own; TCP runs in turn, random order each
+// round, so that the machine's drift over minutes falls on both; the rest one after the other):
 //   7. TCP connections per second through a session's uplink M (another uplink than T):
 //      sockets made in the device namespace with SO_MARK = the session's mark, connected to
 //      the lab's internet address (198.18.0.1) port 9, where lib/tcp-sink.ts listens in M's
@@ -105,7 +106,8 @@ const LAB_A = 'bsess';
 /** the paired labs of steps 0 and 1, one per daemon */
 const labP = (kind: DaemonKind): string => `bsesp${kind === 'netsession' ? 'n' : 'c'}`;
 const LAB_B = 'bsessbst';
-const LAB_C = 'bsessmny';
+/** lab C, one per daemon (both at once) */
+const labC = (kind: DaemonKind): string => `bsesm${kind === 'netsession' ? 'n' : 'c'}`;
 const UPLINKS = 3;
 /** the TCP sink's port on the internet address (the lab's own servers use 80 and 7) */
 const SINK_PORT = 9;
@@ -450,8 +452,17 @@ interface TcpFigure {
   perSecond: number | undefined;
 }
 
-async function tcpThrough(r: Running, sink: TcpSink, mark: number, expectIsp: string, runs = TCP_RUNS): Promise<TcpFigure> {
-  const lab = r.lab;
+/** The side of a paired TCP measurement: a daemon, the sink of its lab, the uplink sessions use. */
+interface TcpSide {
+  r: Running;
+  sink: TcpSink;
+  /** the ISP namespace a connection must come out of */
+  expectIsp: string;
+}
+
+/** Checks that a socket with `mark` leaves through the expected ISP (its /whoami), then warms the path up. */
+async function tcpReady(x: TcpSide, mark: number): Promise<{ via: string | undefined; o: Omit<Parameters<typeof tcpRate>[0], 'seconds'> }> {
+  const lab = x.r.lab;
   const plan = { mark, netns: lab.device.netns };
   let via: string | undefined;
   try {
@@ -460,21 +471,38 @@ async function tcpThrough(r: Running, sink: TcpSink, mark: number, expectIsp: st
   } catch (err) {
     via = `error: ${err instanceof Error ? err.message : String(err)}`;
   }
-  if (via !== expectIsp) throw new Error(`${r.kind}: a socket with mark ${mark} went out through ${via}, not ${expectIsp}`);
-  const o = { netns: lab.device.netns, mark, host: lab.internet.ipv4, port: sink.port, concurrency: TCP_CONCURRENCY };
+  if (via !== x.expectIsp) throw new Error(`${x.r.kind}: a socket with mark ${mark} went out through ${via}, not ${x.expectIsp}`);
+  const o = { netns: lab.device.netns, mark, host: lab.internet.ipv4, port: x.sink.port, concurrency: TCP_CONCURRENCY };
   // warm-up: neighbours, caches, the JIT of both ends
   await tcpRate({ ...o, seconds: 1 });
-  const out: TcpRateResult[] = [];
-  const daemonCpuS: (number | undefined)[] = [];
+  return { via, o };
+}
+
+/**
+ * TCP connections per second through each side's session (`marks`), the sides' runs taken in
+ * turn, in random order each round: a rate moves by ±10 % from one run to the next on this
+ * machine, and drift over minutes must not fall on one daemon only.
+ */
+async function pairedTcp<X extends TcpSide>(sides: X[], marks: Map<X, number>, runs = TCP_RUNS): Promise<Map<X, TcpFigure>> {
+  const ready = new Map<X, Awaited<ReturnType<typeof tcpReady>>>();
+  for (const x of sides) ready.set(x, await tcpReady(x, marks.get(x) as number));
+  const out = new Map<X, TcpFigure>();
+  for (const x of sides) out.set(x, { mark: marks.get(x) as number, via: ready.get(x)?.via, runs: [], daemonCpuS: [], perSecond: undefined });
   for (let k = 0; k < runs; k++) {
-    await settle(r.pid, 5000);
-    const c0 = cpuSeconds(r.pid);
-    out.push(await tcpRate({ ...o, seconds: TCP_SECONDS }));
-    const c1 = cpuSeconds(r.pid);
-    daemonCpuS.push(c0 === undefined || c1 === undefined ? undefined : c1 - c0);
+    for (const x of shuffled(sides)) {
+      const f = out.get(x) as TcpFigure;
+      await settle(x.r.pid, 5000);
+      const c0 = cpuSeconds(x.r.pid);
+      f.runs.push(await tcpRate({ ...(ready.get(x)?.o as Omit<Parameters<typeof tcpRate>[0], 'seconds'>), seconds: TCP_SECONDS }));
+      const c1 = cpuSeconds(x.r.pid);
+      f.daemonCpuS.push(c0 === undefined || c1 === undefined ? undefined : c1 - c0);
+    }
   }
-  const ok = out.filter((x) => x.connections > 0).map((x) => x.perSecond);
-  return { mark, via, runs: out, daemonCpuS, perSecond: ok.length > 0 ? pct(ok, 50) : undefined };
+  for (const f of out.values()) {
+    const ok = f.runs.filter((x) => x.connections > 0).map((x) => x.perSecond);
+    f.perSecond = ok.length > 0 ? pct(ok, 50) : undefined;
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -692,66 +720,92 @@ interface CResult {
   cpuS?: number;
 }
 
-async function scenarioC(kind: DaemonKind, res: CResult): Promise<void> {
-  const { r, a } = await start(kind, LAB_C, 'many');
-  const hub = a.hub;
-  const { t, m } = roles(a.links);
-  const T = r.lab.uplinks[t]?.ifname as string;
-  const M = r.lab.uplinks[m] as (typeof r.lab.uplinks)[number];
-  res.toggled = T;
-  res.tcpUplink = M.ifname;
-  // the connections' far end: the internet address, in M's ISP namespace
-  const sink = openTcpSink(M.ispNetns, r.lab.internet.ipv4, SINK_PORT);
-  a.active.onTeardown(() => sink.close());
+interface CSide extends TcpSide {
+  kind: DaemonKind;
+  a: LabTools;
+  res: CResult;
+  /** the uplink the many sessions are held on (and that goes down at the end) */
+  t: number;
+  T: string;
+  own: BenchConn;
+  known: Set<number>;
+  many?: CreateBatch;
+}
+
+/** A session on the TCP uplink, connected, and its mark. */
+async function markedSession(x: CSide, notifier: string): Promise<number> {
+  const M = x.res.tcpUplink;
+  const s = x.own.create(markedSettings(x.kind, M), notifier);
+  await x.a.hub.until(() => s.done, 30_000);
+  if (s.error !== undefined || !SESSION_UP.has(s.state ?? '')) throw new Error(`${x.kind}: the TCP session ${notifier} is not connected (${s.error ?? s.state ?? 'no Update'})`);
+  const mark = await markOf(x.r, s, x.known);
+  x.known.add(mark);
+  return mark;
+}
+
+/** Both daemons at once, in labs of their own; the TCP runs in turn (pairedTcp), the rest one daemon after the other. */
+async function scenarioC(res: Map<DaemonKind, CResult>): Promise<void> {
+  const sides: CSide[] = [];
+  for (const [kind, out] of res) {
+    const { r, a } = await start(kind, labC(kind), 'many');
+    const { t, m } = roles(a.links);
+    const M = r.lab.uplinks[m] as (typeof r.lab.uplinks)[number];
+    out.toggled = r.lab.uplinks[t]?.ifname as string;
+    out.tcpUplink = M.ifname;
+    // the connections' far end: the internet address, in M's ISP namespace
+    const sink = openTcpSink(M.ispNetns, r.lab.internet.ipv4, SINK_PORT);
+    a.active.onTeardown(() => sink.close());
+    sides.push({ kind, r, a, res: out, t, T: out.toggled, sink, expectIsp: M.name, own: await a.hub.connect(), known: await fwmarkRules(r.lab.device.netns) });
+  }
 
   // 7. one session on M, TCP through it
-  process.stderr.write(`bench: ${kind}: TCP through a session on ${M.ifname}, 1 session\n`);
-  const own = await hub.connect();
-  const known = await fwmarkRules(r.lab.device.netns);
-  const s1 = own.create(markedSettings(kind, M.ifname), '/bench/tcp/s1');
-  await hub.until(() => s1.done, 10_000);
-  if (s1.error !== undefined || !SESSION_UP.has(s1.state ?? '')) throw new Error(`${kind}: the TCP session is not connected (${s1.error ?? s1.state})`);
-  const mark1 = await markOf(r, s1, known);
-  known.add(mark1);
-  res.tcp1 = await tcpThrough(r, sink, mark1, M.name);
-  checkAlive(r);
+  process.stderr.write(`bench: ${sides.map((x) => x.kind).join(', ')}: TCP through a session, 1 session, paired\n`);
+  const first = new Map<CSide, number>();
+  for (const x of sides) first.set(x, await markedSession(x, '/bench/tcp/s1'));
+  for (const [x, f] of await pairedTcp(sides, first)) x.res.tcp1 = f;
+  for (const x of sides) checkAlive(x.r);
 
-  // 8. MANY sessions held on T
-  process.stderr.write(`bench: ${kind}: ${MANY} sessions held on ${T} (${MANY_WINDOW} in flight, cap ${CAP_S} s)\n`);
-  const conns = await hub.connectMany(Math.ceil(MANY / PER_CONN));
-  await settle(r.pid, 10_000);
-  res.rssBeforeKiB = rssKiB(r.pid);
-  const progress: { n: number; ms: number; rssKiB: number | undefined }[] = [];
-  const every = Math.max(1, Math.floor(MANY / 20));
-  const probe = (done: number, elapsedMs: number): void => {
-    if (done % every === 0) progress.push({ n: done, ms: +elapsedMs.toFixed(1), rssKiB: rssKiB(r.pid) });
-  };
-  // netsessiond's are extended: each has its marker rules, so the TCP figure below is the worst case of a
-  // rule lookup (a ConnMan client's session has no rule)
-  const manySettings = extendedFor(kind, { AllowedInterface: T });
-  const many = await createMany(hub, conns, MANY, (i) => ({ settings: manySettings, notifier: `/bench/many/s${i}` }), MANY_WINDOW, CAP_S * 1000, probe);
-  const doneAt = Math.max(...many.sessions.map((s) => s.tFirst ?? s.tReply ?? 0));
-  const t0 = Math.min(...many.sessions.map((s) => s.t0));
-  await settle(r.pid, 60_000);
-  checkAlive(r);
-  const onUplink = many.sessions.filter((s) => s.iface === T && SESSION_UP.has(s.state ?? '')).length;
-  res.many = { ...strip(many), rssWithKiB: rssKiB(r.pid), onUplink, rate: many.firstUpdates > 0 ? many.firstUpdates / ((doneAt - t0) / 1000) : undefined, progress };
-  if (PROFILE && kind === 'netsession') await heapSnapshot(r);
+  // 8. MANY sessions held on T, one daemon after the other
+  for (const x of sides) {
+    const { r, res: out, T } = x;
+    process.stderr.write(`bench: ${x.kind}: ${MANY} sessions held on ${T} (${MANY_WINDOW} in flight, cap ${CAP_S} s)\n`);
+    const conns = await x.a.hub.connectMany(Math.ceil(MANY / PER_CONN));
+    await settle(r.pid, 10_000);
+    out.rssBeforeKiB = rssKiB(r.pid);
+    const progress: { n: number; ms: number; rssKiB: number | undefined }[] = [];
+    const every = Math.max(1, Math.floor(MANY / 20));
+    const probe = (done: number, elapsedMs: number): void => {
+      if (done % every === 0) progress.push({ n: done, ms: +elapsedMs.toFixed(1), rssKiB: rssKiB(r.pid) });
+    };
+    // netsessiond's are extended: each has its marker rules, so the TCP figure below is the worst case of a
+    // rule lookup (a ConnMan client's session has no rule)
+    const manySettings = extendedFor(x.kind, { AllowedInterface: T });
+    const many = await createMany(x.a.hub, conns, MANY, (i) => ({ settings: manySettings, notifier: `/bench/many/s${i}` }), MANY_WINDOW, CAP_S * 1000, probe);
+    x.many = many;
+    const doneAt = Math.max(...many.sessions.map((s) => s.tFirst ?? s.tReply ?? 0));
+    const t0 = Math.min(...many.sessions.map((s) => s.t0));
+    await settle(r.pid, 60_000);
+    checkAlive(r);
+    const onUplink = many.sessions.filter((s) => s.iface === T && SESSION_UP.has(s.state ?? '')).length;
+    out.many = { ...strip(many), rssWithKiB: rssKiB(r.pid), onUplink, rate: many.firstUpdates > 0 ? many.firstUpdates / ((doneAt - t0) / 1000) : undefined, progress };
+    if (PROFILE && x.kind === 'netsession') await heapSnapshot(r);
+  }
 
   // 9. TCP again: through a session created now, and through the first one
-  process.stderr.write(`bench: ${kind}: TCP through a session on ${M.ifname}, ${many.firstUpdates} sessions held\n`);
-  const s2 = own.create(markedSettings(kind, M.ifname), '/bench/tcp/s2');
-  await hub.until(() => s2.done, 30_000);
-  if (s2.error !== undefined || !SESSION_UP.has(s2.state ?? '')) throw new Error(`${kind}: the second TCP session is not connected (${s2.error ?? s2.state ?? 'no Update'})`);
-  const mark2 = await markOf(r, s2, known);
-  res.tcpMany = await tcpThrough(r, sink, mark2, M.name);
-  res.tcpManyFirst = await tcpThrough(r, sink, mark1, M.name, 1);
-  checkAlive(r);
+  process.stderr.write(`bench: ${sides.map((x) => x.kind).join(', ')}: TCP through a session, ${MANY} sessions held, paired\n`);
+  const second = new Map<CSide, number>();
+  for (const x of sides) second.set(x, await markedSession(x, '/bench/tcp/s2'));
+  for (const [x, f] of await pairedTcp(sides, second)) x.res.tcpMany = f;
+  for (const [x, f] of await pairedTcp(sides, first, 1)) x.res.tcpManyFirst = f;
+  for (const x of sides) checkAlive(x.r);
 
   // uplink T down under MANY sessions
-  process.stderr.write(`bench: ${kind}: ${T} down under ${many.firstUpdates} sessions\n`);
-  res.down = plainNotified(await carrier(a, t, false, many.sessions.filter((s) => s.tFirst !== undefined), 60_000));
-  res.cpuS = cpuSeconds(r.pid);
+  for (const x of sides) {
+    const held = (x.many?.sessions ?? []).filter((s) => s.tFirst !== undefined);
+    process.stderr.write(`bench: ${x.kind}: ${x.T} down under ${held.length} sessions\n`);
+    x.res.down = plainNotified(await carrier(x.a, x.t, false, held, 60_000));
+    x.res.cpuS = cpuSeconds(x.r.pid);
+  }
   await bench.teardown();
 }
 
@@ -795,14 +849,6 @@ async function main(): Promise<void> {
         return scenarioB(k, res);
       },
     },
-    {
-      lab: 'c',
-      run: (k) => {
-        const res: CResult = { toggled: '', tcpUplink: '' };
-        resC.set(k, res);
-        return scenarioC(k, res);
-      },
-    },
   ];
   try {
     if (LABS.has('a')) {
@@ -816,6 +862,11 @@ async function main(): Promise<void> {
         process.stderr.write(`bench: ${k}, lab ${sc.lab.toUpperCase()}\n`);
         await bench.attempt(`${k} lab ${sc.lab.toUpperCase()}`, () => sc.run(k));
       }
+    }
+    if (LABS.has('c')) {
+      for (const k of KINDS) resC.set(k, { toggled: '', tcpUplink: '' });
+      process.stderr.write(`bench: ${KINDS.join(', ')}, lab C (TCP runs paired)\n`);
+      await bench.attempt('lab C (TCP runs paired)', () => scenarioC(resC));
     }
   } finally {
     await bench.teardown();

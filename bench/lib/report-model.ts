@@ -509,7 +509,7 @@ export function groupsOf(run: BenchRun): Group[] {
         { title: 'Lab B: burst', workload: `a fresh daemon; ${held} CreateSession written at once over ${Math.ceil(Number(held) / Number(at(s, 'perConn') ?? 100))} connections; then a carrier loss: are the service and the sessions told?`, has: inB },
         {
           title: 'Lab C: TCP and many sessions',
-          workload: `TCP connections/s made in the device namespace with the session's mark (SO_MARK) to a sink behind another uplink, ${n(at(s, 'tcp', 'concurrency'))} loops, median of ${n(at(s, 'tcp', 'runs'))} runs of ${n(at(s, 'tcp', 'seconds'))} s; with 1 session, then with ${n(at(s, 'many'))} sessions held (${n(at(s, 'manyWindow'))} in flight, cap ${n(at(s, 'capS'))} s) through a session created after them`,
+          workload: `TCP connections/s made in the device namespace with the session's mark (SO_MARK) to a sink behind another uplink, ${n(at(s, 'tcp', 'concurrency'))} loops, median of ${n(at(s, 'tcp', 'runs'))} runs of ${n(at(s, 'tcp', 'seconds'))} s, both daemons at once in labs of their own, their runs in turn (random order each round); with 1 session, then with ${n(at(s, 'many'))} sessions held (${n(at(s, 'manyWindow'))} in flight, cap ${n(at(s, 'capS'))} s) through a session created after them`,
           has: inC,
         },
       ];
