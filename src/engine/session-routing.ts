@@ -506,15 +506,29 @@ export function sessionNft(sessions: SessionsState, input: SessionNftInput): Nft
     // the path as nft takes it: relative to the cgroup2 root
     output.push(`${unmarked} socket cgroupv2 level ${c.level} "${c.path.slice(1)}" meta mark set 0x${c.marker.toString(16)} comment "cgroup ${c.id}"`);
   }
-  // the connection remembers its session: counters and replies find it
-  // counters per marker in dynamic sets: the packet path adds a session's element, so a new
-  // session changes nothing here (no nft run before its first Update); the daemon removes the
-  // elements of ended sessions (sessionCounterCleanup)
-  output.push(`${session} ct mark set meta mark`, `${session} update @session_tx { meta mark counter }`);
-  // a uid policy's users are routed unmarked (uidrange rules): their connections take the marker
-  // of the session that routes them, so that their traffic counts for it too (IdleTimeout); one
-  // rule, so an unmarked packet is looked up in the users' set once
-  output.push('meta mark 0 meta skuid @policy_uids ct mark set meta skuid map @uid_marker update @session_tx { ct mark counter }');
+  // Traffic is counted only while a session measures idleness by it (IdleTimeout): counting
+  // costs every packet of every session a set update, and the ct mark the received side is
+  // counted by puts every connection of the namespace through connection tracking. (The first
+  // such session and the last one's end change the table: counters start again, which the
+  // scheduler takes as made again.)
+  let counting = false;
+  for (const s of sessions.sessions.values()) if (s.request.idleTimeout > 0) counting = true;
+  if (counting) {
+    // the connection remembers its session: the received side is counted by it
+    // counters per marker in dynamic sets: the packet path adds a session's element, so a new
+    // session changes nothing here (no nft run before its first Update); the daemon removes the
+    // elements of ended sessions (sessionCounterCleanup)
+    output.push(`${session} ct mark set meta mark`, `${session} update @session_tx { meta mark counter }`);
+    // a uid policy's users are routed unmarked (uidrange rules): their connections take the marker
+    // of the session that routes them, so that their traffic counts for it too (IdleTimeout); one
+    // rule, so an unmarked packet is looked up in the users' set once
+    output.push('meta mark 0 meta skuid @policy_uids ct mark set meta skuid map @uid_marker update @session_tx { ct mark counter }');
+  }
+  // Marking by group or cgroup routes a packet again after its source address was chosen by
+  // the default route: only such packets need source NAT (a socket with SO_MARK and a uid
+  // policy's users are routed at connect(), with the uplink's own address), and without them
+  // no connection of the namespace goes through NAT.
+  const rerouted = gids.size > 0 || cgroups.length > 0;
   // the uplinks' addresses are map elements, not rule text: an address that comes or goes
   // changes elements, not the table (a new table would start the counters again)
   const snat4: (readonly [string, string])[] = [];
@@ -524,13 +538,13 @@ export function sessionNft(sessions: SessionsState, input: SessionNftInput): Nft
     if (s.ipv4 && /^[0-9.]+$/.test(s.ipv4)) snat4.push([s.ifname, s.ipv4]);
     if (s.ipv6 && /^[0-9a-f:]+$/i.test(s.ipv6)) snat6.push([s.ifname, s.ipv6]);
   }
-  // a socket with SO_MARK already has the uplink's address: SNAT to the same address is a no-op
+  // (a socket with SO_MARK already has the uplink's address: SNAT to the same address is a no-op)
   const nat = [`${session} snat ip to oifname map @snat4`, `${session} snat ip6 to oifname map @snat6`];
-  const chains: NftTableModel['chains'][number][] = [
-    { name: 'session_route', base: { type: 'route', hook: 'output', priority: 'mangle' }, rules: output },
-    { name: 'session_count_in', base: { type: 'filter', hook: 'input', priority: 'filter' }, rules: [`ct mark & 0x${SESSION_BIT.toString(16)} == 0x${SESSION_BIT.toString(16)} update @session_rx { ct mark counter }`] },
-    { name: 'session_snat', base: { type: 'nat', hook: 'postrouting', priority: 'srcnat' }, rules: nat },
-  ];
+  // a hook costs every packet of the namespace: only chains with something to do
+  const chains: NftTableModel['chains'][number][] = [];
+  if (output.length > 0) chains.push({ name: 'session_route', base: { type: 'route', hook: 'output', priority: 'mangle' }, rules: output });
+  if (counting) chains.push({ name: 'session_count_in', base: { type: 'filter', hook: 'input', priority: 'filter' }, rules: [`ct mark & 0x${SESSION_BIT.toString(16)} == 0x${SESSION_BIT.toString(16)} update @session_rx { ct mark counter }`] });
+  if (rerouted) chains.push({ name: 'session_snat', base: { type: 'nat', hook: 'postrouting', priority: 'srcnat' }, rules: nat });
   if (input.emergencyMarker !== undefined) {
     const ifs = input.uplinks.filter((i) => /^[A-Za-z0-9_.-]{1,15}$/.test(i)).map((i) => `"${i}"`);
     // root (the daemon's own DHCP and checks, the system) and the emergency session's own user
@@ -551,8 +565,12 @@ export function sessionNft(sessions: SessionsState, input: SessionNftInput): Nft
     maps: [
       { name: 'uid_marker', type: { type: 'uid : mark' }, elements: uids.map((u) => [u, (uidSessions.get(u) as Session).marker] as const) },
       { name: 'gid_marker', type: { type: 'gid : mark' }, elements: [...gids].sort((a, b) => a[0] - b[0]).map(([g, s]) => [g, s.marker] as const) },
-      { name: 'snat4', type: { type: 'ifname : ipv4_addr' }, elements: snat4.sort((a, b) => (a[0] < b[0] ? -1 : 1)) },
-      { name: 'snat6', type: { type: 'ifname : ipv6_addr' }, elements: snat6.sort((a, b) => (a[0] < b[0] ? -1 : 1)) },
+      ...(rerouted
+        ? [
+            { name: 'snat4', type: { type: 'ifname : ipv4_addr' }, elements: snat4.sort((a, b) => (a[0] < b[0] ? -1 : 1)) },
+            { name: 'snat6', type: { type: 'ifname : ipv6_addr' }, elements: snat6.sort((a, b) => (a[0] < b[0] ? -1 : 1)) },
+          ]
+        : []),
     ],
     counters: [],
     chains,

@@ -15,7 +15,8 @@ function session(match: PolicyGroup['match'] | undefined, marker: number, create
     owner: `:1.${n}`,
     notifier: '/s',
     identity: { uid: 1000, gids: [1000] },
-    request: DEFAULT_REQUEST,
+    // (an IdleTimeout: its traffic is counted)
+    request: { ...DEFAULT_REQUEST, idleTimeout: 60 },
     policy: match ? { file: 'p.policy', name: `g${n}`, match } : undefined,
     marker,
     active: true,
@@ -117,7 +118,7 @@ test('sessionNft: a cgroup made again (a new id) changes the structure, so the t
 
 test('sessionNft: without gid or cgroup sessions the route chain marks nothing; no table without a session that has kernel state', () => {
   const plain = session(undefined, 0x40000002, 1);
-  const ext = { ...session(undefined, 0x40000001, 1), request: { ...DEFAULT_REQUEST, extended: true } };
+  const ext = { ...session(undefined, 0x40000001, 1), request: { ...DEFAULT_REQUEST, extended: true, idleTimeout: 60 } };
   // (the uid rules are there with an empty set: the first uid policy changes elements, not the table)
   assert.deepEqual(routeChain(state(ext, plain)), [
     'meta mark & 0x40000000 == 0x40000000 ct mark set meta mark',
@@ -135,4 +136,26 @@ test('routedByOwnRules: a session has kernel state of its own only when its mark
   const ext = session(undefined, 1, 0);
   assert.equal(routedByOwnRules({ ...ext, request: { ...ext.request, extended: true } }), true, 'an extended session learns its SessionMarker from the Update');
   assert.equal(routedByOwnRules({ ...ext, request: { ...ext.request, emergencyCall: true } }), true, 'an emergency session');
+});
+
+test('sessionNft: a hook only for what is needed: counting only with an IdleTimeout, SNAT only for traffic marked by gid or cgroup', () => {
+  const marked = (marker: number, idleTimeout: number, match?: PolicyGroup['match']): Session => ({ ...session(match, marker, marker), request: { ...DEFAULT_REQUEST, extended: true, idleTimeout } });
+  const chains = (m: ReturnType<typeof sessionNft>): string[] => (m?.chains ?? []).map((c) => c.name);
+  // sessions whose sockets carry their SessionMarker: routed at connect(), nothing to count, no hook at all
+  const soMark = sessionNft(state(marked(0x40000001, 0), marked(0x40000002, 0)), input())!;
+  assert.deepEqual(chains(soMark), []);
+  assert.doesNotMatch(renderReplace(soMark), /ct mark|snat|counter/);
+  // one with an IdleTimeout: its traffic (and every session's) counted, both ways; no NAT
+  const idle = sessionNft(state(marked(0x40000001, 0), marked(0x40000002, 30)), input())!;
+  assert.deepEqual(chains(idle), ['session_route', 'session_count_in']);
+  assert.deepEqual(idle.maps.map((x) => x.name), ['uid_marker', 'gid_marker']);
+  // a uid policy's users: routed by uidrange rules at connect(), no NAT either
+  assert.deepEqual(chains(sessionNft(state(marked(0x40000001, 0, { uid: 1001 })), input())), []);
+  // a gid policy: its packets are marked after the source was chosen: SNAT to the uplink's address
+  const gid = sessionNft(state(marked(0x40000001, 0, { gid: 100 })), input())!;
+  assert.deepEqual(chains(gid), ['session_route', 'session_snat']);
+  assert.match(renderReplace(gid), /add element inet netsession snat4 \{ "eth0" : "192\.0\.2\.10" \}/);
+  assert.doesNotMatch(renderReplace(gid), /counter/);
+  // the first IdleTimeout changes the table's structure (it is replaced; counters start at 0)
+  assert.notEqual(structureDigest(soMark), structureDigest(idle));
 });
