@@ -64,7 +64,7 @@ export class SessionApi {
    * router advertisement refreshes a service's record every few seconds and shows nothing new;
    * with 10,000 sessions on it, comparing each session's values cost 200 ms per advertisement.
    */
-  private readonly parts = new Map<string, Dict>();
+  private readonly parts = new Map<string, { svc: Service | undefined; part: Dict }>();
 
   /**
    * Clients that left the bus. A CreateSession whose caller leaves while the caller is being
@@ -221,7 +221,7 @@ export class SessionApi {
     const partOf = (svc: Service | undefined): Dict => {
       let p = made.get(svc);
       if (!p) {
-        p = this.internPart(svc?.id ?? '', servicePart(svc, now));
+        p = this.partFor(svc, now);
         made.set(svc, p);
       }
       return p;
@@ -287,11 +287,17 @@ export class SessionApi {
     }
   }
 
-  /** `part`, with every value that shows the same as the last part of this service replaced by the last one's variant. */
-  private internPart(id: string, part: Dict): Dict {
+  /**
+   * What sessions take from this service: the last part made for this very service record, or
+   * a new one in which every value that shows the same as the last one's is the last one's variant.
+   */
+  private partFor(svc: Service | undefined, now: number): Dict {
+    const id = svc?.id ?? '';
     const prev = this.parts.get(id);
-    if (prev) for (const k of SERVICE_GROUP) if (sameVariant(prev[k], part[k])) part[k] = prev[k] as Dict[string];
-    this.parts.set(id, part);
+    if (prev && prev.svc === svc) return prev.part;
+    const part = servicePart(svc, now);
+    if (prev) for (const k of SERVICE_GROUP) if (sameVariant(prev.part[k], part[k])) part[k] = prev.part[k] as Dict[string];
+    this.parts.set(id, { svc, part });
     return part;
   }
 
