@@ -73,7 +73,7 @@ import { IspLinks } from './lib/isp-links.ts';
 import { ServiceWatch } from './lib/service-watch.ts';
 import { type BenchConn, type BenchSession, SessionHub, type Settings, settings, type UpdateListener } from './lib/session-client.ts';
 import { cpuSeconds, pct, rssKiB } from './lib/stats.ts';
-import { type TcpRateResult, tcpRate } from './lib/tcp-rate.ts';
+import { type TcpRateOptions, type TcpRateResult, tcpRate } from './lib/tcp-rate.ts';
 import { openTcpSink, type TcpSink } from './lib/tcp-sink.ts';
 import { startConnman } from './peers/connman.ts';
 
@@ -461,7 +461,7 @@ interface TcpSide {
 }
 
 /** Checks that a socket with `mark` leaves through the expected ISP (its /whoami), then warms the path up. */
-async function tcpReady(x: TcpSide, mark: number): Promise<{ via: string | undefined; o: Omit<Parameters<typeof tcpRate>[0], 'seconds'> }> {
+async function tcpReady(x: TcpSide, mark: number): Promise<{ via: string | undefined; o: Omit<TcpRateOptions, 'seconds'> }> {
   const lab = x.r.lab;
   const plan = { mark, netns: lab.device.netns };
   let via: string | undefined;
@@ -484,23 +484,27 @@ async function tcpReady(x: TcpSide, mark: number): Promise<{ via: string | undef
  * machine, and drift over minutes must not fall on one daemon only.
  */
 async function pairedTcp<X extends TcpSide>(sides: X[], marks: Map<X, number>, runs = TCP_RUNS): Promise<Map<X, TcpFigure>> {
-  const ready = new Map<X, Awaited<ReturnType<typeof tcpReady>>>();
-  for (const x of sides) ready.set(x, await tcpReady(x, marks.get(x) as number));
-  const out = new Map<X, TcpFigure>();
-  for (const x of sides) out.set(x, { mark: marks.get(x) as number, via: ready.get(x)?.via, runs: [], daemonCpuS: [], perSecond: undefined });
+  const ready = new Map<X, { o: Omit<TcpRateOptions, 'seconds'>; f: TcpFigure }>();
+  for (const x of sides) {
+    const mark = marks.get(x) as number;
+    const { via, o } = await tcpReady(x, mark);
+    ready.set(x, { o, f: { mark, via, runs: [], daemonCpuS: [], perSecond: undefined } });
+  }
   for (let k = 0; k < runs; k++) {
     for (const x of shuffled(sides)) {
-      const f = out.get(x) as TcpFigure;
+      const { o, f } = ready.get(x) as { o: Omit<TcpRateOptions, 'seconds'>; f: TcpFigure };
       await settle(x.r.pid, 5000);
       const c0 = cpuSeconds(x.r.pid);
-      f.runs.push(await tcpRate({ ...(ready.get(x)?.o as Omit<Parameters<typeof tcpRate>[0], 'seconds'>), seconds: TCP_SECONDS }));
+      f.runs.push(await tcpRate({ ...o, seconds: TCP_SECONDS }));
       const c1 = cpuSeconds(x.r.pid);
       f.daemonCpuS.push(c0 === undefined || c1 === undefined ? undefined : c1 - c0);
     }
   }
-  for (const f of out.values()) {
-    const ok = f.runs.filter((x) => x.connections > 0).map((x) => x.perSecond);
+  const out = new Map<X, TcpFigure>();
+  for (const [x, { f }] of ready) {
+    const ok = f.runs.filter((r) => r.connections > 0).map((r) => r.perSecond);
     f.perSecond = ok.length > 0 ? pct(ok, 50) : undefined;
+    out.set(x, f);
   }
   return out;
 }

@@ -10,7 +10,7 @@ import { ConnmanApi } from '../api/connman/connman-api.ts';
 import { useWireCodec } from '../api/bus/wire-decoder.ts';
 import { type SessionController, SessionApi } from '../api/connman/session.ts';
 import { reassign, sessionDemand } from '../engine/sessions.ts';
-import { cgroupPolicyPaths, indexSessionRules, nftRoutes, type SessionRuleIndex, sessionCounterCleanup, sessionNft, sessionRoutingInputs, sessionRuleDelta, routedByOwnRules, sessionRules } from '../engine/session-routing.ts';
+import { cgroupPolicyPaths, indexSessionRules, nftCounts, nftRoutes, type SessionRuleIndex, sessionCounterCleanup, sessionNft, sessionRoutingInputs, sessionRuleDelta, routedByOwnRules, sessionRules } from '../engine/session-routing.ts';
 import type { NftTableModel } from '../kernel/nft/model.ts';
 import { CgroupWatch } from './cgroup-watch.ts';
 import type { Identity, Session, SessionsState } from '../engine/session-types.ts';
@@ -166,7 +166,7 @@ export class Netsessiond {
   /** keys of the rules and routes the last reconcile wanted: a deletion of one is put right */
   private desiredRules = new Set<string>();
   /** what desiredRules was made of (it is 2 keys per session: made again only when they change) */
-  private desiredRulesFor: { made: SessionRulesMade; net: string } | undefined;
+  private desiredRulesFor: { made: SessionRulesMade; network: string } | undefined;
   /** the sessions' rules of the last full pass, and what they were made from */
   private sessionRulesMade: SessionRulesMade | undefined;
   /** what the last full pass without errors or conflicts put in the kernel */
@@ -871,10 +871,10 @@ export class Netsessiond {
         const net = desiredNetwork(this.state, this.cfg.layout, now, dnsOf);
         const made = this.makeSessionRules();
         const rules = [...net.rules, ...made.rules];
-        const netRuleKeys = net.rules.map(ruleKey);
-        if (this.desiredRulesFor?.made !== made || this.desiredRulesFor.net !== netRuleKeys.join('\n')) {
-          this.desiredRules = new Set([...netRuleKeys, ...made.keys]);
-          this.desiredRulesFor = { made, net: netRuleKeys.join('\n') };
+        const network = JSON.stringify([net.addresses, net.routes, net.rules]);
+        if (this.desiredRulesFor?.made !== made || this.desiredRulesFor.network !== network) {
+          this.desiredRules = new Set([...net.rules.map(ruleKey), ...made.keys]);
+          this.desiredRulesFor = { made, network };
         }
         this.desiredRoutes = new Set(net.routes.map(routeBaseKey));
         this.desiredAddresses = new Set(net.addresses.map((a) => addressKey({ family: familyOf(a.address), index: a.ifindex, address: a.address, prefixLen: a.prefixLen })));
@@ -882,7 +882,6 @@ export class Netsessiond {
         // a table that only counts goes in after the sessions are told (it costs an nft run)
         const later = !nftRoutes(nft) && !nftRoutes(this.nftRouting);
         // the very same as the last clean pass, and nothing of it taken away since: no plan over every object
-        const network = JSON.stringify([net.addresses, net.routes, net.rules]);
         const same = this.kernelFor !== undefined && this.applied?.network === network && this.applied.sessionRules === made.rules;
         const report = same
           ? await this.reconcileNftOnly(later ? 'keep' : nft)
@@ -1045,7 +1044,8 @@ export class Netsessiond {
   private pruneCounters(): void {
     const { family, name } = this.cfg.ownership.nftTable;
     const script = sessionCounterCleanup(family, name, this.endedMarkers.splice(0));
-    if (!script || this.sessions.state.sessions.size === 0) return;
+    // a table that counts nothing has no counters to remove: no nft run per ended session
+    if (!script || this.sessions.state.sessions.size === 0 || !nftCounts(this.nftRouting)) return;
     this.counterNft.apply(script).catch((e: unknown) => this.log.debug(`session counters not pruned: ${(e as Error).message}`));
   }
 

@@ -590,6 +590,11 @@ export function sessionCounterCleanup(family: string, table: string, markers: re
   return `${lines.join('\n')}\n`;
 }
 
+/** Whether a session table counts traffic (only while a session has an IdleTimeout). */
+export function nftCounts(m: NftTableModel | undefined): boolean {
+  return m?.chains.some((c) => c.name === 'session_count_in') ?? false;
+}
+
 /**
  * Whether a session table changes where traffic goes (marking by group or cgroup, the
  * emergency filter), as opposed to only counting it: a table that only counts can be

@@ -11,6 +11,7 @@ import type { Session, SessionsState } from '../../src/engine/session-types.ts';
 import type { EngineState } from '../../src/engine/types.ts';
 import { defaultConfig } from '../../src/daemon/config.ts';
 import { ruleKey } from '../../src/kernel/rtnetlink/rule.ts';
+import { sessionOn } from '../helpers/engine-state.ts';
 
 const id = (i: number): string => `ethernet_02000000000${i}_cable`;
 
@@ -43,26 +44,16 @@ test('sessionRuleDelta applied to the kernel equals sessionRules of the new stat
   const free = [0, 1, 15, 16, 17, 40].flatMap((blk) => Array.from({ length: 64 }, (_, slot) => markerOf(blk, slot)));
   let k = 0;
   const make = (marker: number): Session => {
+    // (the random draws in the order the seeded sequence has always had)
     const svc = rnd(4);
-    return {
-      path: `/sessions/s${k++}`,
-      owner: ':1.1',
-      notifier: '/n',
-      identity: { uid: 1000, gids: [1000] },
-      // most report their SessionMarker (extended: marker rules); a ConnMan client's has no rule
-      request: { ...DEFAULT_REQUEST, connectionType: rnd(2) === 0 ? 'internet' : 'any', extended: rnd(4) !== 0 },
-      // now and then one with a uid policy: its rules are not its marker rules alone
-      policy: rnd(20) === 0 ? { file: 'p.policy', name: 'g', match: { uid: 1000 + rnd(3) } } : undefined,
-      marker,
-      active: true,
-      detached: rnd(8) === 0,
-      idle: false,
-      woken: false,
-      demandSince: 0,
-      serviceId: svc < 3 ? id(svc) : undefined,
-      routeVia: svc < 3 ? id(svc) : undefined,
-      createdAt: k,
-    } as Session;
+    const connectionType = rnd(2) === 0 ? 'internet' : 'any';
+    // most report their SessionMarker (extended: marker rules); a ConnMan client's has no rule
+    const extended = rnd(4) !== 0;
+    // now and then one with a uid policy: its rules are not its marker rules alone
+    const policy = rnd(20) === 0 ? { file: 'p.policy', name: 'g', match: { uid: 1000 + rnd(3) } } : undefined;
+    const detached = rnd(8) === 0;
+    k++;
+    return sessionOn(`/sessions/s${k - 1}`, marker, svc < 3 ? svc : undefined, { request: { ...DEFAULT_REQUEST, connectionType, extended }, policy, detached, createdAt: k });
   };
   let st: SessionsState = { sessions: new Map(), policies: [], nextMarker: 0 };
   const keys = (s: SessionsState): Set<string> => new Set(sessionRules(s, eng, LAYOUT).map(ruleKey));
@@ -159,23 +150,8 @@ test('sessionRoutingInputs: engine states with the same inputs give the same ses
   for (let svc = 0; svc < 4; svc++) {
     for (const connectionType of ['internet', 'any'] as const) {
       for (const policy of [undefined, { file: 'p.policy', name: 'g', match: { uid: 1000 + svc } }]) {
-        const s = {
-          path: `/sessions/i${k}`,
-          owner: ':1.1',
-          notifier: '/n',
-          identity: { uid: 1000, gids: [1000] },
-          request: { ...DEFAULT_REQUEST, connectionType, extended: true },
-          policy,
-          marker: markerOf(0, ++k),
-          active: true,
-          detached: false,
-          idle: false,
-          woken: false,
-          demandSince: 0,
-          serviceId: svc < 3 ? id(svc) : undefined,
-          routeVia: svc < 3 ? id(svc) : undefined,
-          createdAt: k,
-        } as Session;
+        k++;
+        const s = sessionOn(`/sessions/i${k - 1}`, markerOf(0, k), svc < 3 ? svc : undefined, { request: { ...DEFAULT_REQUEST, connectionType, extended: true }, policy, createdAt: k });
         sessions.set(s.path, s);
       }
     }

@@ -13,9 +13,8 @@ import { Nft } from '../../src/kernel/nft/nft.ts';
 import { DEFAULT_OWNERSHIP } from '../../src/kernel/reconciler/ownership.ts';
 import { Reconciler } from '../../src/kernel/reconciler/reconciler.ts';
 import { normalizeRoute } from '../../src/kernel/rtnetlink/route.ts';
-import { engine, id } from '../helpers/engine-state.ts';
-import { ruleCanon } from '../helpers/ip-json.ts';
-import { kernelCanon } from '../helpers/ip-json.ts';
+import { engine, id, sessionOn } from '../helpers/engine-state.ts';
+import { kernelCanon, ruleCanon } from '../helpers/ip-json.ts';
 import { ipBatch, isRoot, makeNetns, routeWithMark } from '../helpers/netns.ts';
 
 const skip = !isRoot() && 'needs root (network namespaces)';
@@ -46,23 +45,7 @@ test('the rule ladder in the kernel: markers in several groups route to their se
     [100, 10],
     [MAX_BLOCKS - 1, 62],
   ];
-  const sessions: Session[] = places.map(([blk, slot], i) => ({
-    path: `/sessions/l${i}`,
-    owner: ':1.1',
-    notifier: '/n',
-    identity: { uid: 1000, gids: [1000] },
-    request: { ...DEFAULT_REQUEST, extended: true },
-    policy: undefined,
-    marker: markerOf(blk, slot),
-    active: true,
-    detached: false,
-    idle: false,
-    woken: false,
-    demandSince: 0,
-    serviceId: id(i % 2),
-    routeVia: id(i % 2),
-    createdAt: i,
-  }));
+  const sessions: Session[] = places.map(([blk, slot], i) => sessionOn(`/sessions/l${i}`, markerOf(blk, slot), i % 2, { request: { ...DEFAULT_REQUEST, extended: true }, createdAt: i }));
   const stateOf = (list: Session[]): SessionsState => ({ sessions: new Map(list.map((s) => [s.path, s])), policies: [], nextMarker: 0 });
   const nobody = [markerOf(0, 3), markerOf(1, 0), markerOf(18, 7), markerOf(200, 1), markerOf(MAX_BLOCKS - 1, 61)];
   const check = (live: Session[], what: string): void => {

@@ -3,6 +3,8 @@
 import { type EngineEvent, createState, reduce } from '../../src/engine/engine.ts';
 import type { EngineState, Service } from '../../src/engine/types.ts';
 import { defaultConfig } from '../../src/daemon/config.ts';
+import { DEFAULT_REQUEST } from '../../src/engine/sessions.ts';
+import type { Session } from '../../src/engine/session-types.ts';
 
 const link = (i: number): EngineEvent => ({ kind: 'link', link: { ifindex: 10 + i, ifname: `eth${i}`, mac: `02:00:00:00:00:0${i}`, mtu: 1500, carrier: true } });
 const lease = (i: number): EngineEvent => ({
@@ -28,3 +30,25 @@ export function engine(n: number, sessionOnly: number[] = []): EngineState {
   return { ...st, services };
 }
 
+
+/** A session of :1.1 with this marker, on uplink `svc` of engine() (undefined: none); `extra` for the rest. */
+export function sessionOn(path: string, marker: number, svc: number | undefined, extra: Partial<Session> = {}): Session {
+  return {
+    path,
+    owner: ':1.1',
+    notifier: '/n',
+    identity: { uid: 1000, gids: [1000] },
+    request: DEFAULT_REQUEST,
+    policy: undefined,
+    marker,
+    active: true,
+    detached: false,
+    idle: false,
+    woken: false,
+    demandSince: 0,
+    serviceId: svc === undefined ? undefined : id(svc),
+    routeVia: svc === undefined ? undefined : id(svc),
+    createdAt: 0,
+    ...extra,
+  };
+}
