@@ -35,6 +35,12 @@ try {
     log,
     ...(o.allow ? { allow: o.allow } : {}),
     ...(o.deny ? { deny: o.deny } : {}),
+    onBusLost: (e) => {
+      // no clean stop: the addresses and routes stay for the next run (a supervisor starts it
+      // again, on the new bus), as after a crash; the sessions ended with their owners' bus
+      log.error(`lost the D-Bus connection (${e.message}): exiting; the next start goes on with this run's leases and routes`);
+      process.exit(1);
+    },
   });
 } catch (e) {
   log.error(`cannot start: ${e instanceof Error ? e.message : String(e)}`);

@@ -5,9 +5,9 @@
 // D-Bus signals, resolv.conf and the state directory. Data flows one way.
 import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import dbus, { type MessageBus } from 'dbus-next';
+import type dbus from 'dbus-next';
 import { ConnmanApi } from '../api/connman/connman-api.ts';
-import { useWireCodec } from '../api/bus/wire-decoder.ts';
+import { BusConnection } from '../api/bus/bus-connection.ts';
 import { type SessionController, SessionApi } from '../api/connman/session.ts';
 import { reassign, sessionDemand } from '../engine/sessions.ts';
 import { cgroupPolicyPaths, indexSessionRules, nftCounts, nftRoutes, type SessionRuleIndex, sessionCounterCleanup, sessionNft, sessionRoutingInputs, sessionRuleDelta, routedByOwnRules, sessionRules } from '../engine/session-routing.ts';
@@ -69,6 +69,12 @@ export interface DaemonOptions {
   allow?: string[];
   /** more interface name prefixes never to manage (flag --deny) */
   deny?: string[];
+  /**
+   * The bus connection ended while running (the bus daemon stopped or dropped us). Every
+   * session's owner is gone with it; netsessiond (main.ts) exits for its supervisor to start it
+   * again on the new bus, going on with the leases and routes of this run as after a crash.
+   */
+  onBusLost?: (e: Error) => void;
 }
 
 /** link kinds that can be uplinks; bridges, tunnels, dummies and the like are not */
@@ -117,7 +123,7 @@ export class Netsessiond {
   private mirror!: KernelMirror;
   private reconciler!: Reconciler;
   private api: ConnmanApi | undefined;
-  private bus: MessageBus | undefined;
+  private bus: BusConnection | undefined;
   private routerListener: RouterListener | undefined;
   private routers = RouterTable.empty;
   private readonly raInfo = new Map<number, { rdnss: string[]; dnssl: string[] }>();
@@ -286,27 +292,12 @@ export class Netsessiond {
       waitConnected: (id, timeoutMs) => this.waitConnected(id, timeoutMs),
     };
     const address = this.opts.busAddress ?? process.env.DBUS_SYSTEM_BUS_ADDRESS ?? 'unix:path=/run/dbus/system_bus_socket';
-    const bus = dbus.sessionBus({ busAddress: address });
-    // our own marshalling for everything we send (Updates to thousands of sessions above all),
-    // and our own reading of every call we answer
-    useWireCodec(bus);
-    // dbus-next never settles its calls on a bus it cannot reach: wait for the handshake first
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`D-Bus ${address}: no answer within 5 s`)), 5000);
-      bus.once('connect', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      bus.once('error', (e: unknown) => {
-        clearTimeout(timer);
-        reject(new Error(`D-Bus ${address}: ${e instanceof Error ? e.message : String(e)}`));
-      });
-    }).catch((e: unknown) => {
-      bus.disconnect();
-      throw e;
-    });
+    const bus = await BusConnection.connect(address);
     this.bus = bus;
     this.bus.on('error', (e: unknown) => this.log.error(`D-Bus connection: ${e instanceof Error ? e.message : String(e)}`));
+    this.bus.on('close', (e) => {
+      if (!this.stopping) this.opts.onBusLost?.(e);
+    });
     this.api = new ConnmanApi(this.bus, controller, {
       busName: this.opts.busName,
       onInternalError: (e) => this.log.error(`D-Bus handler failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`),
@@ -442,16 +433,7 @@ export class Netsessiond {
         this.sessions.ownerGone(name);
       }
     });
-    await bus.call(
-      new dbus.Message({
-        destination: 'org.freedesktop.DBus',
-        path: '/org/freedesktop/DBus',
-        interface: 'org.freedesktop.DBus',
-        member: 'AddMatch',
-        signature: 's',
-        body: ["type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',member='NameOwnerChanged'"],
-      }),
-    );
+    await bus.addMatch("type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',member='NameOwnerChanged'");
   }
 
   private sessionsChanged(removed: { session: Session; byDaemon: boolean }[]): void {
@@ -473,7 +455,7 @@ export class Netsessiond {
   /**
    * A microtask away: replies to calls read in the same batch all go first, and one sync serves
    * them all. The dispatcher keeps the bus socket corked for two microtask hops after a batch
-   * (holdWrites), so the Updates this tells at once leave in the same write as the replies.
+   * (BusConnection.hold), so the Updates this tells at once leave in the same write as the replies.
    */
   private flushSessionsSoon(): void {
     if (!this.sessionsTimer || this.flushQueued) return;

@@ -78,7 +78,7 @@ describe('wire decoder', () => {
     }
   });
 
-  test('a stream cut anywhere: every message, in order, as when whole', () => {
+  test('a stream cut anywhere, read into one buffer used again for every chunk: every message, in order, as when whole', () => {
     const { rnd, sigOf, valueFor, reseed } = randomValues();
     const whole: Buffer[] = [];
     for (let k = 0; k < 300; k++) {
@@ -89,12 +89,16 @@ describe('wire decoder', () => {
     // and one large message (a body of 200 kB)
     whole.push(encodeMessage(withSerial(new dbus.Message({ type: 4, path: '/p', interface: 'x.y', member: 'Big', signature: 'ay', body: [Buffer.alloc(200_000, 7)] }), 999)));
     const stream = Buffer.concat(whole);
-    for (const maxChunk of [1, 7, 300, 70_000]) {
+    for (const maxChunk of [1, 7, 16, 17, 300, 70_000]) {
       const framer = new MessageFramer();
       const got: Buffer[] = [];
+      // as the daemon's socket reads: every chunk into the same memory, overwritten after
+      const readBuffer = Buffer.alloc(maxChunk);
       for (let at = 0; at < stream.length; ) {
-        const n = 1 + rnd(maxChunk);
-        got.push(...framer.push(stream.subarray(at, at + n)));
+        const n = Math.min(1 + rnd(maxChunk), stream.length - at);
+        stream.copy(readBuffer, 0, at, at + n);
+        framer.push(readBuffer.subarray(0, n), (m) => got.push(Buffer.from(m)));
+        readBuffer.fill(0xee);
         at += n;
       }
       assert.equal(got.length, whole.length, `chunks of at most ${maxChunk}`);
@@ -127,7 +131,12 @@ describe('wire decoder', () => {
     // a length no message can have
     const huge = Buffer.from(full);
     huge.writeUInt32LE(1 << 28, 4);
-    assert.throws(() => new MessageFramer().push(huge), /at most/);
+    assert.throws(() => new MessageFramer().push(huge, () => {}), /at most/);
+    // an ay read from a buffer that is used again keeps its bytes
+    const bytes = encodeMessage(withSerial(new dbus.Message({ path: '/p', interface: 'x.y', member: 'M', signature: 'ay', body: [Buffer.from('label')] }), 1));
+    const read = decodeMessage(bytes);
+    bytes.fill(0);
+    assert.equal(String(read?.body[0]), 'label');
   });
 });
 

@@ -4,13 +4,12 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import dbus, { type Message, type MessageBus } from 'dbus-next';
-import { encodeMessage, holdWrites, sendBatch, useWireEncoder } from '../../src/api/bus/wire-encoder.ts';
+import { encodeMessage, useWireEncoder } from '../../src/api/bus/wire-encoder.ts';
 import { renderBusConfig } from '../../src/lab/bus-config.ts';
 import { waitFor } from '../helpers/connman.ts';
 import { openBus, uniqueName } from '../helpers/faults.ts';
@@ -121,55 +120,6 @@ describe('wire encoder', () => {
     const noSerial = new dbus.Message({ path: '/p', interface: 'x.y', member: 'M' });
     assert.throws(() => encodeMessage(noSerial), /serial/);
   });
-});
-
-test('holdWrites: what is written until the running code is done leaves in one write', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'netsession-hold-'));
-  const chunks: Buffer[] = [];
-  const server = net.createServer((c) => c.on('data', (d: Buffer) => chunks.push(d)));
-  await new Promise<void>((resolve) => server.listen(`${dir}/s`, resolve));
-  const socket = net.createConnection(`${dir}/s`);
-  await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
-  try {
-    const bus = { _connection: { stream: socket } };
-    const arrived = async (n: number): Promise<void> => {
-      await waitFor(`${n} bytes`, async () => chunks.reduce((k, c) => k + c.length, 0) >= n, 2000);
-    };
-    // three replies to one batch of calls (holdWrites is asked once per call)
-    for (const part of ['one,', 'two,', 'three']) {
-      holdWrites(bus);
-      socket.write(part);
-    }
-    // what the calls start right after them (a microtask, as the daemon's first Updates) goes with them
-    queueMicrotask(() => socket.write(',four'));
-    assert.equal(socket.writableCorked, 1, 'held until the running code is done, once however often it is asked');
-    await arrived(18);
-    assert.deepEqual(chunks.map(String), ['one,two,three,four'], 'one write');
-    assert.equal(socket.writableCorked, 0);
-    // and no hold: each write leaves at once
-    chunks.length = 0;
-    socket.write('a');
-    await arrived(1);
-    socket.write('b');
-    await arrived(2);
-    assert.deepEqual(chunks.map(String), ['a', 'b']);
-  } finally {
-    socket.destroy();
-    server.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
-
-test('sendBatch: messages leave a few at a time, the first ones while the rest are made', () => {
-  const log: string[] = [];
-  const stream = { writable: true, write: (d: Buffer) => log.push(`write ${d}`) > 0, cork: () => log.push('cork'), uncork: () => log.push('uncork') };
-  sendBatch({ _connection: { stream } }, (sent) => {
-    for (const m of ['a', 'b', 'c', 'd', 'e']) {
-      stream.write(Buffer.from(m));
-      sent();
-    }
-  }, 2);
-  assert.deepEqual(log, ['cork', 'write a', 'write b', 'uncork', 'cork', 'write c', 'write d', 'uncork', 'cork', 'write e', 'uncork']);
 });
 
 describe('wire encoder on a real dbus-daemon', () => {

@@ -133,7 +133,8 @@ class Reader {
         const end = this.pos + len;
         if (el.code === 'y') {
           this.pos = end;
-          return b.subarray(end - len, end);
+          // a copy: the message's bytes may be a view of a read buffer that is used again
+          return Buffer.from(b.subarray(end - len, end));
         }
         if (el.code === '{') {
           const dict: Record<string, unknown> = {};
@@ -182,7 +183,8 @@ const FIELD_NAMES = [undefined, 'path', 'interface', 'member', 'errorName', 'rep
  * type this protocol version does not know (the spec says: ignore it). Throws on a malformed one.
  */
 export function decodeMessage(buf: Buffer): Message | undefined {
-  if (buf[0] !== LITTLE) return decodeWithDbusNext(buf);
+  // (dbus-next's parser keeps views of the bytes: it gets a copy of its own)
+  if (buf[0] !== LITTLE) return decodeWithDbusNext(Buffer.from(buf));
   const fieldsLen = buf.readUInt32LE(12);
   const r = new Reader(buf, 0, buf.length);
   r.pos = 16;
@@ -200,7 +202,7 @@ export function decodeMessage(buf: Buffer): Message | undefined {
     if (name === 'unixFd') unixFds = true;
     else if (name !== undefined) (m as unknown as Record<string, unknown>)[name] = v;
   }
-  if (unixFds || m.signature.includes('h')) return decodeWithDbusNext(buf);
+  if (unixFds || m.signature.includes('h')) return decodeWithDbusNext(Buffer.from(buf));
   r.align(8);
   if (m.signature) {
     const types = parseSignature(m.signature);
@@ -267,47 +269,50 @@ export function decodeWithDbusNext(buf: Buffer): Message {
 }
 
 /**
- * Cuts a byte stream into whole messages. Chunks are kept as they come and joined only for a
- * message that spans several (no copy of the backlog per chunk).
+ * Cuts a byte stream into whole messages. A message that lies whole in a chunk is handed on as
+ * a view of it (valid while the callback runs: the daemon reads into one buffer it reuses);
+ * only what a chunk leaves unfinished is copied, into a buffer of the message's own length.
  */
 export class MessageFramer {
-  private chunks: Buffer[] = [];
-  private have = 0;
-  /** the length of the message at the front, once its header is in */
-  private want = 0;
+  /** a message begun in an earlier chunk: its first 16 bytes until its length is known, then all of it */
+  private part: Buffer | undefined;
+  private partHave = 0;
+  private partIsHead = false;
 
-  /** Adds a chunk; the messages it completes, in order. Throws on a length no message can have. */
-  push(chunk: Buffer): Buffer[] {
-    this.chunks.push(chunk);
-    this.have += chunk.length;
-    const out: Buffer[] = [];
-    for (;;) {
-      if (this.want === 0) {
-        if (this.have < 16) return out;
-        this.want = messageLength(this.front(16));
+  /** Hands on each message the chunk completes, in order. Throws on a length no message can have. */
+  push(chunk: Buffer, each: (message: Buffer) => void): void {
+    let at = 0;
+    const end = chunk.length;
+    while (this.part) {
+      const part = this.part;
+      const n = Math.min(part.length - this.partHave, end - at);
+      chunk.copy(part, this.partHave, at, at + n);
+      this.partHave += n;
+      at += n;
+      if (this.partHave < part.length) return;
+      if (this.partIsHead) {
+        const whole = Buffer.allocUnsafe(messageLength(part));
+        part.copy(whole, 0, 0, 16);
+        this.part = whole;
+        this.partIsHead = false;
+        continue;
       }
-      if (this.have < this.want) return out;
-      out.push(this.take(this.want));
-      this.want = 0;
+      this.part = undefined;
+      this.partHave = 0;
+      each(part);
     }
-  }
-
-  /** The first n bytes, contiguous (they are all in). */
-  private front(n: number): Buffer {
-    const first = this.chunks[0] as Buffer;
-    if (first.length >= n) return first;
-    const joined = Buffer.concat(this.chunks);
-    this.chunks = [joined];
-    return joined;
-  }
-
-  /** Takes the first n bytes off. */
-  private take(n: number): Buffer {
-    const all = this.front(n);
-    if (all.length === n) this.chunks.shift();
-    else this.chunks[0] = all.subarray(n);
-    this.have -= n;
-    return all.subarray(0, n);
+    while (end - at >= 16) {
+      const len = messageLength(chunk.subarray(at, at + 16));
+      if (end - at < len) break;
+      each(chunk.subarray(at, at + len));
+      at += len;
+    }
+    if (at === end) return;
+    const rest = end - at;
+    this.partIsHead = rest < 16;
+    this.part = Buffer.allocUnsafe(this.partIsHead ? 16 : messageLength(chunk.subarray(at, at + 16)));
+    chunk.copy(this.part, 0, at, end);
+    this.partHave = rest;
   }
 }
 
@@ -338,26 +343,24 @@ export function useWireDecoder(bus: unknown): boolean {
       if (theirs.length !== 1) return; // not the shape this was written for
       stream.removeListener('readable', theirs[0] as () => void);
       const framer = new MessageFramer();
-      stream.on('data', (chunk: Buffer) => {
-        let whole: Buffer[];
+      const each = (bytes: Buffer): void => {
+        let msg: Message | undefined;
         try {
-          whole = framer.push(chunk);
+          msg = decodeMessage(bytes);
+        } catch (e) {
+          // as dbus-next does: the connection reports it, and goes on with the next message
+          conn.emit('error', e);
+          return;
+        }
+        if (msg) conn.emit('message', msg);
+      };
+      stream.on('data', (chunk: Buffer) => {
+        try {
+          framer.push(chunk, each);
         } catch (e) {
           // a length no message can have: the stream cannot be cut into messages any more
           conn.emit('error', e);
           (stream as unknown as { destroy?: () => void }).destroy?.();
-          return;
-        }
-        for (const bytes of whole) {
-          let msg: Message | undefined;
-          try {
-            msg = decodeMessage(bytes);
-          } catch (e) {
-            // as dbus-next does: the connection reports it, and goes on with the next message
-            conn.emit('error', e);
-            continue;
-          }
-          if (msg) conn.emit('message', msg);
         }
       });
     });

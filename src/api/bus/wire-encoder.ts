@@ -238,7 +238,22 @@ function dictKey(code: string, k: string): unknown {
   return Number(k);
 }
 
-type Outgoing = Pick<Message, 'type' | 'serial' | 'path' | 'interface' | 'member' | 'errorName' | 'replySerial' | 'destination' | 'sender' | 'signature' | 'body' | 'flags'>;
+/** A message to send: a dbus-next Message, or a plain object with the same fields. */
+export interface Outgoing {
+  type?: number;
+  flags?: number;
+  serial?: number | null;
+  path?: string;
+  interface?: string;
+  member?: string;
+  errorName?: string;
+  /** (dbus-next's typings say string; it is the serial of the call answered) */
+  replySerial?: number | string;
+  destination?: string;
+  sender?: string;
+  signature?: string;
+  body?: readonly unknown[];
+}
 
 // header field codes and the signatures of their values, in dbus-next's order
 const FIELDS: [keyof Outgoing, number, string][] = [
@@ -322,53 +337,4 @@ export function useWireEncoder(bus: unknown): boolean {
   if (conn.state === 'connected') install();
   else conn.once('connect', install);
   return true;
-}
-
-/**
- * Runs `f` with the connection's socket corked: messages it sends leave `every` at a time
- * (a thousand Updates, 16 system calls and wake-ups of the bus, not a thousand; and the first
- * ones leave while the rest are made, so the bus and the applications start on them).
- * `f` calls `sent()` after each message.
- */
-export function sendBatch(bus: unknown, f: (sent: () => void) => void, every = 64): void {
-  const stream = connectionOf(bus)?.stream;
-  const cork = stream?.cork;
-  const uncork = stream?.uncork;
-  if (!stream || typeof cork !== 'function' || typeof uncork !== 'function') {
-    f(() => {});
-    return;
-  }
-  let n = 0;
-  cork.call(stream);
-  try {
-    f(() => {
-      if (++n % every !== 0) return;
-      uncork.call(stream);
-      cork.call(stream);
-    });
-  } finally {
-    uncork.call(stream);
-  }
-}
-
-const holding = new WeakSet<object>();
-
-/**
- * Corks the connection's socket until the code running now, and the microtasks it queues, are
- * done: the replies to every call read in one batch, and what they start at once, leave in
- * one write, not one each (a write to the bus costs more than making a message).
- */
-export function holdWrites(bus: unknown): void {
-  const stream = connectionOf(bus)?.stream;
-  if (!stream || holding.has(stream) || typeof stream.cork !== 'function' || typeof stream.uncork !== 'function') return;
-  holding.add(stream);
-  stream.cork();
-  // two hops: what that code queued for right after it (the daemon's Updates that follow
-  // a reply) still goes in the same write, behind the replies
-  queueMicrotask(() =>
-    queueMicrotask(() => {
-      holding.delete(stream);
-      stream.uncork?.();
-    }),
-  );
 }

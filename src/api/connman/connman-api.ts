@@ -3,7 +3,7 @@
 // daemon hands over (before, after); this publishes exactly what changed, as ConnMan does:
 // PropertyChanged per changed property, TechnologyAdded/Removed, and a coalesced
 // ServicesChanged when the list or its order changes.
-import type { MessageBus } from 'dbus-next';
+import type { BusConnection } from '../bus/bus-connection.ts';
 import { orderServices } from '../../engine/order.ts';
 import type { EngineState } from '../../engine/types.ts';
 import { attachDispatcher, emitSignal } from '../bus/dispatcher.ts';
@@ -39,7 +39,7 @@ export class ConnmanApi {
   private servicesTimer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly bus: MessageBus,
+    private readonly bus: BusConnection,
     private readonly ctl: Controller,
     private readonly opts: ConnmanApiOptions,
   ) {

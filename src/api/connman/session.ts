@@ -2,12 +2,12 @@
 // per session (Destroy, Connect, Disconnect, Change — owner only), and the calls into the
 // application's net.connman.Notification (Update with what changed; Release when the daemon
 // ends a session the application did not end).
-import dbus, { type MessageBus } from 'dbus-next';
+import dbus from 'dbus-next';
 import type { CommandError } from '../../engine/engine.ts';
 import type { Identity, Session, SessionRequest, SessionsState } from '../../engine/session-types.ts';
 import type { EngineState, Service } from '../../engine/types.ts';
+import type { BusConnection } from '../bus/bus-connection.ts';
 import { ApiError } from '../bus/errors.ts';
-import { sendBatch } from '../bus/wire-encoder.ts';
 import type { InterfaceSpec, MethodSpec, ObjectTree } from '../bus/object-tree.ts';
 import type { Dict } from './properties.ts';
 import { sameVariant } from './properties.ts';
@@ -17,6 +17,7 @@ import { sessionState } from '../../engine/sessions.ts';
 export const SESSION_IFACE = 'net.connman.Session';
 const NOTIFICATION_IFACE = 'net.connman.Notification';
 const NO_REPLY_EXPECTED = 0x1;
+const METHOD_CALL = 1;
 const OBJECT_PATH = /^\/(?:[A-Za-z0-9_]+(?:\/[A-Za-z0-9_]+)*)$/;
 const MAX_PATH = 255;
 /** how many departed bus names are remembered (a name is never reused; a lookup lasts seconds at most) */
@@ -74,7 +75,7 @@ export class SessionApi {
   private readonly departed = new Set<string>();
 
   constructor(
-    private readonly bus: MessageBus,
+    private readonly bus: BusConnection,
     private readonly tree: ObjectTree,
     private readonly ctl: SessionController,
   ) {}
@@ -207,7 +208,7 @@ export class SessionApi {
    * are the very same objects as last time are skipped without computing anything.
    */
   publish(removed: Iterable<{ session: Session; byDaemon: boolean }> = [], only?: Iterable<string>): void {
-    sendBatch(this.bus, (sent) => this.tell(removed, only, sent));
+    this.bus.sendBatch((sent) => this.tell(removed, only, sent));
   }
 
   /** `sent` is told of every message (sendBatch: its writes leave a few dozen at a time). */
@@ -303,14 +304,8 @@ export class SessionApi {
 
   /** A call into the application, without waiting for (or keeping a slot for) its reply. */
   private notify(s: Session, sent: () => void, member: 'Update' | 'Release', dict?: Dict): void {
-    const msg = new dbus.Message({
-      destination: s.owner,
-      path: s.notifier,
-      interface: NOTIFICATION_IFACE,
-      member,
-      ...(dict ? { signature: 'a{sv}', body: [dict] } : {}),
-    });
-    msg.flags = NO_REPLY_EXPECTED;
+    // (the owner is the bus's name for the caller, the notifier path was checked at creation)
+    const msg = { type: METHOD_CALL, flags: NO_REPLY_EXPECTED, destination: s.owner, path: s.notifier, interface: NOTIFICATION_IFACE, member, ...(dict ? { signature: 'a{sv}', body: [dict] } : {}) };
     try {
       this.bus.send(msg);
       sent();

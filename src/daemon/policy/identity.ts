@@ -9,9 +9,18 @@
 // its pid was reused in between, the cgroup is another process's. A pidfd (the bus's
 // ProcessFD, dbus ≥ 1.15.6, with fd passing) would close that window.
 import { readFileSync } from 'node:fs';
-import dbus, { type MessageBus } from 'dbus-next';
+import dbus from 'dbus-next';
 import type { Identity } from '../../engine/session-types.ts';
 import { type Accounts, accountsFrom } from './accounts.ts';
+
+/**
+ * What identification needs of a bus connection: calls to the bus, and (to tell a busy bus
+ * from a dead one) its messages. The daemon's BusConnection and dbus-next's MessageBus both are one.
+ */
+export interface CredentialsBus {
+  call(msg: dbus.Message): Promise<dbus.Message | null>;
+  on?(event: 'message', f: (m: dbus.Message) => void): unknown;
+}
 
 const DBUS = { destination: 'org.freedesktop.DBus', path: '/org/freedesktop/DBus', interface: 'org.freedesktop.DBus' } as const;
 const NAME_HAS_NO_OWNER = 'org.freedesktop.DBus.Error.NameHasNoOwner';
@@ -83,9 +92,9 @@ function variantValue(dict: unknown, key: string): unknown {
 }
 
 /** When each bus connection last delivered a message (performance.now()). */
-const lastHeard = new WeakMap<MessageBus, { at: number }>();
+const lastHeard = new WeakMap<CredentialsBus, { at: number }>();
 
-function heardFrom(bus: MessageBus): { at: number } {
+function heardFrom(bus: CredentialsBus): { at: number } {
   let h = lastHeard.get(bus);
   if (!h) {
     const rec = { at: performance.now() };
@@ -102,7 +111,7 @@ function heardFrom(bus: MessageBus): { at: number } {
 /** how many timeouts a lookup may wait in all while the bus keeps talking */
 const BUSY_BUS_PATIENCE = 6;
 
-function busCall(bus: MessageBus, sender: string, member: string, timeoutMs: number): Promise<unknown[]> {
+function busCall(bus: CredentialsBus, sender: string, member: string, timeoutMs: number): Promise<unknown[]> {
   return new Promise((resolve, reject) => {
     // The bus daemon answers its own methods at once; a silent bus means a dead connection.
     // But our own event loop may have been busy (thousands of calls at once): when the timer
@@ -174,7 +183,7 @@ function withCgroup(id: Identity, procRoot: string): Identity {
 }
 
 /** For buses without GetConnectionCredentials (dbus < 1.7.2): one call per fact. */
-async function legacyIdentity(bus: MessageBus, sender: string, opts: IdentityOptions, timeoutMs: number): Promise<Identity> {
+async function legacyIdentity(bus: CredentialsBus, sender: string, opts: IdentityOptions, timeoutMs: number): Promise<Identity> {
   const [uid] = await busCall(bus, sender, 'GetConnectionUnixUser', timeoutMs);
   if (!isUint(uid)) throw new IdentityError(sender, 'GetConnectionUnixUser gave no uid');
   const gids = (opts.accounts ?? defaultAccounts)().groupsOf(uid);
@@ -201,7 +210,7 @@ async function legacyIdentity(bus: MessageBus, sender: string, opts: IdentityOpt
  * The identity of a bus connection, uncached. Rejects with CallerGoneError when `sender`
  * has left the bus, with IdentityError when the bus gives no uid.
  */
-export async function callerIdentity(bus: MessageBus, sender: string, opts: IdentityOptions = {}): Promise<Identity> {
+export async function callerIdentity(bus: CredentialsBus, sender: string, opts: IdentityOptions = {}): Promise<Identity> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const procRoot = opts.procRoot ?? '/proc';
   let creds: unknown;
@@ -240,7 +249,7 @@ export class CallerIdentities {
   private readonly settled = new Map<string, Identity>();
 
   constructor(
-    private readonly bus: MessageBus,
+    private readonly bus: CredentialsBus,
     private readonly opts: IdentityOptions & {
       /** a bound on names whose departure we missed; oldest go first. Default 4096. */
       maxEntries?: number;
