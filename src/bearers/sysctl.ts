@@ -15,6 +15,10 @@
 //   ipv6 accept_ra=1 (2 when forwarding is on: 1 is ignored by a forwarding interface)
 //   ipv6 disable_ipv6=0/1     the service's IPv6 method
 //   ipv4 rp_filter=2          loose: with several uplinks a reply may come back on any
+//                             uplink that has a route to its source
+//   ipv4 promote_secondaries=1  deleting the primary address of a prefix (a lease that
+//                             ends) keeps the other addresses of that prefix (a static one
+//                             beside it) instead of deleting them with it (as NetworkManager)
 import { readFileSync, writeFileSync } from 'node:fs';
 import { inNetns } from '../kernel/sys/netns.ts';
 
@@ -107,7 +111,10 @@ export interface UplinkConfig {
  */
 export function uplinkSettings(cfg: UplinkConfig, forwarding: boolean): SysctlSetting[] {
   const v6 = (key: string, value: number): SysctlSetting => ({ family: 'ipv6', key, value: String(value) });
-  const out: SysctlSetting[] = [{ family: 'ipv4', key: 'rp_filter', value: '2' }];
+  const out: SysctlSetting[] = [
+    { family: 'ipv4', key: 'rp_filter', value: '2' },
+    { family: 'ipv4', key: 'promote_secondaries', value: '1' },
+  ];
   if (cfg.ipv6) {
     out.push(
       v6('accept_ra_defrtr', 0),

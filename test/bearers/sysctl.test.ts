@@ -22,7 +22,7 @@ const KEYS6 = ['accept_ra', 'accept_ra_defrtr', 'accept_ra_rtr_pref', 'accept_ra
 /** The kernel's values as `sysctl` in the namespace reports them (dots in names become slashes). */
 function kernel(ns: string, ifname: string): Record<string, string> {
   const dev = ifname.replaceAll('.', '/');
-  const names = [`net.ipv4.conf.${dev}.rp_filter`, ...KEYS6.map((k) => `net.ipv6.conf.${dev}.${k}`)];
+  const names = [`net.ipv4.conf.${dev}.rp_filter`, `net.ipv4.conf.${dev}.promote_secondaries`, ...KEYS6.map((k) => `net.ipv6.conf.${dev}.${k}`)];
   const out = execFileSync('ip', ['netns', 'exec', ns, 'sysctl', ...names], { encoding: 'utf8' });
   const r: Record<string, string> = {};
   for (const line of out.trim().split('\n')) {
@@ -60,6 +60,7 @@ test('settings: RA handling before disable_ipv6=0; accept_ra=2 when forwarding',
   const line = (s: { family: string; key: string; value: string }): string => `${s.family}.${s.key}=${s.value}`;
   assert.deepEqual(uplinkSettings({ ipv6: true }, false).map(line), [
     'ipv4.rp_filter=2',
+    'ipv4.promote_secondaries=1',
     'ipv6.accept_ra_defrtr=0',
     'ipv6.accept_ra_rtr_pref=0',
     'ipv6.accept_ra_pinfo=1',
@@ -68,7 +69,7 @@ test('settings: RA handling before disable_ipv6=0; accept_ra=2 when forwarding',
     'ipv6.disable_ipv6=0',
   ]);
   assert.ok(uplinkSettings({ ipv6: true }, true).map(line).includes('ipv6.accept_ra=2'));
-  assert.deepEqual(uplinkSettings({ ipv6: false }, false).map(line), ['ipv4.rp_filter=2', 'ipv6.disable_ipv6=1']);
+  assert.deepEqual(uplinkSettings({ ipv6: false }, false).map(line), ['ipv4.rp_filter=2', 'ipv4.promote_secondaries=1', 'ipv6.disable_ipv6=1']);
 });
 
 test('configure and restore in a namespace; the root namespace is untouched', { skip: !isRoot() && 'needs root' }, (t) => {
@@ -88,10 +89,10 @@ test('configure and restore in a namespace; the root namespace is untouched', { 
   assert.equal(readSysctl('ipv6', 'up.7', 'autoconf'), undefined);
 
   const snap = configureUplink('up.7', { ipv6: true }, { netns: ns });
-  assert.deepEqual(kernel(ns, 'up.7'), { ...before, rp_filter: '2', accept_ra: '1', accept_ra_defrtr: '0', accept_ra_rtr_pref: '0', accept_ra_pinfo: '1', autoconf: '1', disable_ipv6: '0' });
+  assert.deepEqual(kernel(ns, 'up.7'), { ...before, rp_filter: '2', promote_secondaries: '1', accept_ra: '1', accept_ra_defrtr: '0', accept_ra_rtr_pref: '0', accept_ra_pinfo: '1', autoconf: '1', disable_ipv6: '0' });
   assert.deepEqual(
     snap.previous.map((s) => `${s.key}=${s.value}`),
-    ['rp_filter=1', `accept_ra_defrtr=${before.accept_ra_defrtr}`, `accept_ra_rtr_pref=${before.accept_ra_rtr_pref}`, `accept_ra_pinfo=${before.accept_ra_pinfo}`, 'autoconf=0', `accept_ra=${before.accept_ra}`, 'disable_ipv6=1'],
+    ['rp_filter=1', `promote_secondaries=${before.promote_secondaries}`, `accept_ra_defrtr=${before.accept_ra_defrtr}`, `accept_ra_rtr_pref=${before.accept_ra_rtr_pref}`, `accept_ra_pinfo=${before.accept_ra_pinfo}`, 'autoconf=0', `accept_ra=${before.accept_ra}`, 'disable_ipv6=1'],
   );
   restoreUplink(snap, { netns: ns });
   assert.deepEqual(kernel(ns, 'up.7'), before);

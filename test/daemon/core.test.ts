@@ -144,8 +144,21 @@ describe('netsessiond in a lab of three uplinks', { skip }, () => {
     const s = await bus.byIfname('eth2');
     const V = dbus.Variant;
     const manual = { Method: new V('s', 'manual'), Address: new V('s', '203.0.113.200'), Netmask: new V('s', '255.255.255.0'), Gateway: new V('s', '203.0.113.1') };
+    // the manual address comes beside the leased one of the same prefix, then the leased one
+    // goes: the kernel must not take the manual one with it (promote_secondaries)
+    const monitor = spawn('ip', ['-n', lab.device.netns, 'monitor', 'address'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let events = '';
+    monitor.stdout.on('data', (d: Buffer) => {
+      events += d.toString();
+    });
+    await new Promise((r) => setTimeout(r, 200));
     await bus.call(s.path, 'net.connman.Service', 'SetProperty', 'sv', ['IPv4.Configuration', new V('a{sv}', manual)]);
     await waitFor('manual address in the kernel', async () => ours(lab.device.netns).addresses.includes('eth2 203.0.113.200/24'), 3000);
+    await waitFor('the leased address gone', async () => ours(lab.device.netns).addresses.filter((a) => a.startsWith('eth2 203.0.113.')).length === 1, 3000);
+    await new Promise((r) => setTimeout(r, 300));
+    monitor.kill();
+    assert.deepEqual(events.split('\n').filter((l) => l.startsWith('Deleted') && l.includes('203.0.113.200')), [], 'the manual address never left the kernel');
+    assert.ok(events.split('\n').some((l) => l.startsWith('Deleted') && / inet 203\.0\.113\./.test(l)), 'the leased address was deleted (seen by the monitor)');
     const after1 = await bus.byIfname('eth2');
     assert.deepEqual(ipv4(after1), { Method: 'manual', Address: '203.0.113.200', Netmask: '255.255.255.0', Gateway: '203.0.113.1' });
     await waitFor('whoami via the manual address', async () => whoami(lab, '203.0.113.200').isp === 'isp2', 3000);
