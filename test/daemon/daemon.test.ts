@@ -77,5 +77,6 @@ test('the bus goes away under a running daemon: a clear error and exit code 1 at
   const [code] = await Promise.race([exited, new Promise<[null]>((resolve) => setTimeout(() => resolve([null]), 5000))]);
   assert.equal(code, 1, `exit code (stderr: ${err.slice(-500)})`);
   assert.ok(performance.now() - t0 < 3000, 'at once');
-  assert.match(err, /lost the D-Bus connection \(the bus closed the connection\): exiting/);
+  // (why the socket ended depends on what the daemon was doing: EOF on a read, EPIPE on a write)
+  assert.match(err, /lost the D-Bus connection \((the bus closed the connection|write EPIPE|read ECONNRESET)\): exiting/);
 });
