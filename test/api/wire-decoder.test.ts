@@ -13,7 +13,7 @@ import { decodeMessage, decodeWithDbusNext, MessageFramer, useWireDecoder } from
 import { encodeMessage } from '../../src/api/bus/wire-encoder.ts';
 import { renderBusConfig } from '../../src/lab/bus-config.ts';
 import { waitFor } from '../helpers/connman.ts';
-import { randomValues, splitTypes } from '../helpers/dbus-random.ts';
+import { randomValues } from '../helpers/dbus-random.ts';
 import { uniqueName } from '../helpers/faults.ts';
 
 const V = dbus.Variant;
@@ -185,13 +185,10 @@ describe('wire decoder on a real dbus-daemon', () => {
       // a match rule: the bus routes the signals to both
       await b.call(new dbus.Message({ destination: 'org.freedesktop.DBus', path: '/org/freedesktop/DBus', interface: 'org.freedesktop.DBus', member: 'AddMatch', signature: 's', body: ["type='signal',interface='x.wire'"] }));
     }
-    const { sigOf, valueFor, reseed } = randomValues();
+    const { twoValues } = randomValues();
     for (let k = 0; k < 500; k++) {
-      reseed(9000 + k);
-      const signature = Array.from({ length: 2 }, () => sigOf(0))
-        .map((x) => (x.startsWith('a{') && x[2] !== 's' ? 'a{sv}' : x))
-        .join('');
-      sender.send(dbus.Message.newSignal('/x', 'x.wire', 'S', signature, splitTypes(signature).map((t) => valueFor(t, 0))));
+      const { signature, body } = twoValues(9000 + k);
+      sender.send(dbus.Message.newSignal('/x', 'x.wire', 'S', signature, body));
     }
     await waitFor('all 500 arrived at both', async () => got.get(ours)?.length === 500 && got.get(plain)?.length === 500, 10_000);
     const a = got.get(ours) ?? [];

@@ -80,7 +80,16 @@ export function randomValues() {
         throw new Error(`no value for ${sig}`);
     }
   };
-  return { rnd, sigOf, valueFor, reseed };
+  /**
+   * From seed n: a body of two random complete types and values for them (a dict with keys that
+   * are not strings becomes a{sv}: dbus-next's dicts have string keys only).
+   */
+  const twoValues = (n: number): { signature: string; body: unknown[] } => {
+    reseed(n);
+    const types = Array.from({ length: 2 }, () => sigOf(0)).map((x) => (x.startsWith('a{') && x[2] !== 's' ? 'a{sv}' : x));
+    return { signature: types.join(''), body: types.map((t) => valueFor(t, 0)) };
+  };
+  return { rnd, sigOf, valueFor, reseed, twoValues };
 }
 
 /** A signature's complete types. */

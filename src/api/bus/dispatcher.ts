@@ -78,7 +78,3 @@ export function attachDispatcher(bus: BusConnection, tree: ObjectTree, opts: Dis
   bus.addMethodHandler(handler);
   return () => bus.removeMethodHandler(handler);
 }
-
-export function emitSignal(bus: BusConnection, path: string, iface: string, name: string, signature: string, body: unknown[]): void {
-  bus.signal(path, iface, name, signature, body);
-}

@@ -6,7 +6,7 @@
 import type { BusConnection } from '../bus/bus-connection.ts';
 import { orderServices } from '../../engine/order.ts';
 import type { EngineState } from '../../engine/types.ts';
-import { attachDispatcher, emitSignal } from '../bus/dispatcher.ts';
+import { attachDispatcher } from '../bus/dispatcher.ts';
 import { type InterfaceSpec, ObjectTree } from '../bus/object-tree.ts';
 import type { Controller } from './controller.ts';
 import { type AgentRegistry, MANAGER_IFACE, managerInterface } from './manager.ts';
@@ -67,7 +67,7 @@ export class ConnmanApi {
   }
 
   private signal(path: string, iface: string, name: string, sig: string, body: unknown[]): void {
-    emitSignal(this.bus, path, iface, name, sig, body);
+    this.bus.signal(path, iface, name, sig, body);
   }
 
   private changed(path: string, iface: string, before: Dict | undefined, after: Dict): void {
