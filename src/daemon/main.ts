@@ -19,10 +19,11 @@ const program = new Command('netsessiond')
   .option('--allow <ifnames>', 'manage only these interfaces (comma-separated)', names)
   .option('--deny <prefixes>', 'never manage interfaces starting with these (comma-separated)', names)
   .option('--log-level <level>', 'error, warn, info or debug', level, 'info' as LogLevel)
+  .option('--no-warm-up', 'do not run the CreateSession paths on throwaway inputs once started (the first calls are then slower)')
   .showHelpAfterError()
   .parse();
 
-const o = program.opts<{ config?: string; stateDir: string; bus?: string; busName: string; allow?: string[]; deny?: string[]; logLevel: LogLevel }>();
+const o = program.opts<{ config?: string; stateDir: string; bus?: string; busName: string; allow?: string[]; deny?: string[]; logLevel: LogLevel; warmUp: boolean }>();
 const log = createLogger(o.logLevel);
 
 let daemon: Netsessiond;
@@ -33,6 +34,7 @@ try {
     ...(o.bus ? { busAddress: o.bus } : {}),
     busName: o.busName,
     log,
+    warmUp: o.warmUp,
     ...(o.allow ? { allow: o.allow } : {}),
     ...(o.deny ? { deny: o.deny } : {}),
     onBusLost: (e) => {

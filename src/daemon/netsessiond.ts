@@ -57,6 +57,7 @@ import type { Logger } from './log.ts';
 import { parseProvisioning } from './provisioning.ts';
 import { leasesToGoOnWith, routersToHold } from './carry-over.ts';
 import { StateStore } from './state-store.ts';
+import { warmUp } from './warm-up.ts';
 
 export interface DaemonOptions {
   configPath?: string;
@@ -75,6 +76,8 @@ export interface DaemonOptions {
    * again on the new bus, going on with the leases and routes of this run as after a crash.
    */
   onBusLost?: (e: Error) => void;
+  /** run the CreateSession paths on throwaway inputs once started (warm-up.ts); default true */
+  warmUp?: boolean;
 }
 
 /** link kinds that can be uplinks; bridges, tunnels, dummies and the like are not */
@@ -144,6 +147,8 @@ export class Netsessiond {
   private readonly counterNft = new Nft();
   private readonly unpublished: { session: Session; byDaemon: boolean }[] = [];
   private sessionsTimer: NodeJS.Immediate | undefined;
+  /** the warm-up's next slice (warm-up.ts), while it runs */
+  private warming: NodeJS.Immediate | undefined;
   private flushQueued = false;
   private readonly ipv6Profiles = new Map<number, 'auto' | 'manual' | 'off'>();
   private readonly solicited = new Map<number, NodeJS.Timeout>();
@@ -338,6 +343,35 @@ export class Netsessiond {
     this.started = true;
     this.afterChange(undefined);
     this.log.info(`started: ${this.state.services.size} service(s), bus name ${this.opts.busName}, state in ${this.opts.stateDir}`);
+    if (this.opts.warmUp !== false) this.warmUp();
+  }
+
+  /** Runs warm-up.ts a slice per turn, calls and kernel events going first. */
+  private warmUp(): void {
+    const steps = warmUp({ engine: () => this.state, now: clock, layout: this.sessionLayout() });
+    let slices = 0;
+    let cpuUs = 0;
+    const next = (): void => {
+      this.warming = undefined;
+      if (this.stopping) return;
+      try {
+        const cpu0 = process.cpuUsage();
+        const done = steps.next().done;
+        const { user, system } = process.cpuUsage(cpu0);
+        cpuUs += user + system;
+        if (!done) {
+          slices++;
+          this.warming = setImmediate(next);
+          return;
+        }
+      } catch (e) {
+        // it only runs our own code on inputs of its own: a throw is a bug to see, not to stop for
+        this.log.warn(`warm-up failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+        return;
+      }
+      this.log.debug(`warm-up: ${slices} slices, ${(cpuUs / 1000).toFixed(0)} ms CPU`);
+    };
+    this.warming = setImmediate(next);
   }
 
   // ---- facts in ----------------------------------------------------------------------
@@ -1054,6 +1088,7 @@ export class Netsessiond {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    if (this.warming) clearImmediate(this.warming);
     // every session learns that the daemon ended it (Release), while the bus is still there
     if (this.started) this.sessions.releaseAll();
     if (this.timer) clearTimeout(this.timer);
