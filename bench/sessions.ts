@@ -16,6 +16,8 @@
 //      when a policy matches on identity)
 //   2p. BENCH_CONCURRENT_ROUNDS bursts of BENCH_CONCURRENT concurrent CreateSession from as many
 //      new connections, to each daemon in turn: the median of all replies and all first Updates
+//   3p. BENCH_HELD_ROUNDS times: BENCH_SESSIONS_HELD creates as in 3., to each daemon in turn,
+//      then their connections closed (the sessions end with them): the median of all first Updates
 // Lab A (per daemon):
 //   2. BENCH_CONCURRENT connections (opened first, not timed) each send one CreateSession at
 //      the same moment: time until all replies, and all first Updates, arrived
@@ -36,13 +38,17 @@
 //      sockets made in the device namespace with SO_MARK = the session's mark, connected to
 //      the lab's internet address (198.18.0.1) port 9, where lib/tcp-sink.ts listens in M's
 //      ISP namespace, and reset at once; BENCH_TCP_RUNS runs of BENCH_TCP_SECONDS s with
-//      BENCH_TCP_CONCURRENCY loops (after a 1 s warm-up), median; with 1 session
+//      BENCH_TCP_CONCURRENCY loops (after a 1 s warm-up), median; with 1 session. Each run is a
+//      process of its own (lib/tcp-rate.ts tcpRateApart): this one holds 20,000 sessions' client
+//      state in step 9, and its garbage collections would stall the loops
 //   8. BENCH_SESSIONS_MANY sessions held (AllowedInterface = T, BENCH_MANY_WINDOW in flight,
 //      capped at BENCH_SESSIONS_CAP_S): how many were created, how fast, daemon RSS. netsessiond's
 //      set AvoidHandover: false (extended), so that each has marker rules (a ConnMan client's
 //      session has none): 10,000 rules per family, the worst case for step 9
 //   9. TCP rate again, through a session created after them (netsessiond: in the last block
 //      of marker rules, the worst case for a rule lookup); uplink T down → all notified
+//  10. the many end; TCP rate through the first session again: "with 1 session" is the median
+//      of the runs of 7. and 10., before and after those with the many (drift cancels)
 // The session's mark: netsessiond reports SessionMarker (the session sets AvoidHandover: false
 // to get it); ConnMan 1.41 reports none, but with SourceIPRule it installs
 // `ip rule fwmark M lookup M` for the session (M = its table = its mark), which this bench
@@ -51,7 +57,7 @@
 //
 //   node --import tsx bench/sessions.ts          (npm run bench:sessions)
 //   env: BENCH_DAEMONS=netsession,connman  BENCH_CREATE_ROUNDS=200  BENCH_CONCURRENT=100
-//        BENCH_SESSIONS_HELD=1000  BENCH_SESSIONS_MANY=10000  BENCH_SESSIONS_PER_CONN=100
+//        BENCH_SESSIONS_HELD=1000  BENCH_HELD_ROUNDS=3  BENCH_SESSIONS_MANY=10000  BENCH_SESSIONS_PER_CONN=100
 //        BENCH_SESSIONS_WINDOW=10  BENCH_MANY_WINDOW=100  BENCH_SESSIONS_CAP_S=240
 //        BENCH_TCP_SECONDS=3  BENCH_TCP_RUNS=5  BENCH_TCP_CONCURRENCY=16
 //        BENCH_LABS=a,b,c (which labs; BENCH_SKIP_MANY=1 = a,b)
@@ -73,7 +79,7 @@ import { IspLinks } from './lib/isp-links.ts';
 import { ServiceWatch } from './lib/service-watch.ts';
 import { type BenchConn, type BenchSession, SessionHub, type Settings, settings, type UpdateListener } from './lib/session-client.ts';
 import { cpuSeconds, pct, rssKiB } from './lib/stats.ts';
-import { type TcpRateOptions, type TcpRateResult, tcpRate } from './lib/tcp-rate.ts';
+import { type TcpRateOptions, type TcpRateResult, tcpRateApart } from './lib/tcp-rate.ts';
 import { openTcpSink, type TcpSink } from './lib/tcp-sink.ts';
 import { startConnman } from './peers/connman.ts';
 
@@ -82,6 +88,7 @@ const ROUNDS = intEnv('BENCH_CREATE_ROUNDS', 200, 1, 10_000);
 const WARMUP = 5;
 const CONCURRENT = intEnv('BENCH_CONCURRENT', 100, 1, 1000);
 const CONCURRENT_ROUNDS = intEnv('BENCH_CONCURRENT_ROUNDS', 7, 1, 100);
+const HELD_ROUNDS = intEnv('BENCH_HELD_ROUNDS', 3, 1, 100);
 const HELD = intEnv('BENCH_SESSIONS_HELD', 1000, 1, 40_000);
 const MANY = intEnv('BENCH_SESSIONS_MANY', 10_000, 1, 40_000);
 const PER_CONN = intEnv('BENCH_SESSIONS_PER_CONN', 100, 1, 40_000);
@@ -474,7 +481,7 @@ async function tcpReady(x: TcpSide, mark: number): Promise<{ via: string | undef
   if (via !== x.expectIsp) throw new Error(`${x.r.kind}: a socket with mark ${mark} went out through ${via}, not ${x.expectIsp}`);
   const o = { netns: lab.device.netns, mark, host: lab.internet.ipv4, port: x.sink.port, concurrency: TCP_CONCURRENCY };
   // warm-up: neighbours, caches, the JIT of both ends
-  await tcpRate({ ...o, seconds: 1 });
+  await tcpRateApart({ ...o, seconds: 1 });
   return { via, o };
 }
 
@@ -495,7 +502,7 @@ async function pairedTcp<X extends TcpSide>(sides: X[], marks: Map<X, number>, r
       const { o, f } = ready.get(x) as { o: Omit<TcpRateOptions, 'seconds'>; f: TcpFigure };
       await settle(x.r.pid, 5000);
       const c0 = cpuSeconds(x.r.pid);
-      f.runs.push(await tcpRate({ ...o, seconds: TCP_SECONDS }));
+      f.runs.push(await tcpRateApart({ ...o, seconds: TCP_SECONDS }));
       const c1 = cpuSeconds(x.r.pid);
       f.daemonCpuS.push(c0 === undefined || c1 === undefined ? undefined : c1 - c0);
     }
@@ -524,6 +531,8 @@ interface AResult {
   newConnFirstMs: number[];
   /** CONCURRENT_ROUNDS bursts of CONCURRENT creates from new connections, paired: all replies / all first Updates of each */
   concurrentRounds: { allReplyMs: number | undefined; allFirstMs: number | undefined; errors: number }[];
+  /** HELD_ROUNDS times HELD creates, WINDOW in flight, paired (the sessions end with their connections after each) */
+  heldRounds: { allReplyMs: number | undefined; allFirstMs: number | undefined; errors: number }[];
   latencyErrors: Record<string, number>;
   /** first Update that said: State */
   firstState: Record<string, number>;
@@ -552,10 +561,11 @@ function shuffled<T>(xs: T[]): T[] {
 
 /** Steps 0 and 1, paired: every daemon in its own lab at once, one call to each in turn. */
 async function scenarioLatency(res: Map<DaemonKind, AResult>): Promise<void> {
-  const sides: { kind: DaemonKind; r: Running; hub: SessionHub; c: BenchConn; res: AResult }[] = [];
+  const sides: { kind: DaemonKind; r: Running; hub: SessionHub; c: BenchConn; res: AResult; T: string }[] = [];
   for (const [kind, out] of res) {
     const { r, a } = await start(kind, labP(kind), 'latency');
-    sides.push({ kind, r, hub: a.hub, c: await a.hub.connect(), res: out });
+    const T = r.lab.uplinks[roles(a.links).t]?.ifname as string;
+    sides.push({ kind, r, hub: a.hub, c: await a.hub.connect(), res: out, T });
   }
   for (const x of sides) await settle(x.r.pid, 20_000);
 
@@ -615,6 +625,20 @@ async function scenarioLatency(res: Map<DaemonKind, AResult>): Promise<void> {
       x.res.concurrentRounds.push({ allReplyMs: b.allReplyMs, allFirstMs: b.allFirstMs, errors: b.n - b.firstUpdates });
       for (const c of conns) c.close();
       await settle(x.r.pid, 5000);
+    }
+  }
+
+  // 3p. HELD creates, WINDOW in flight, paired and repeated (step 3 makes them once, into a
+  // daemon that has served one burst: a single figure that moved ×0.77–×1.12 between runs)
+  process.stderr.write(`bench: ${sides.map((x) => x.kind).join(', ')}: ${HELD_ROUNDS} × ${HELD} creates, ${WINDOW} in flight, paired\n`);
+  for (let i = 0; i < HELD_ROUNDS; i++) {
+    for (const x of shuffled(sides)) {
+      const conns = await x.hub.connectMany(Math.ceil(HELD / PER_CONN));
+      await settle(x.r.pid, 10_000);
+      const b = await createMany(x.hub, conns, HELD, (k) => ({ settings: settings({ AllowedInterface: x.T }), notifier: `/bench/pheld/s${k}` }), WINDOW, CAP_S * 1000);
+      x.res.heldRounds.push({ allReplyMs: b.allReplyMs, allFirstMs: b.allFirstMs, errors: b.n - b.firstUpdates });
+      for (const c of conns) c.close();
+      await settle(x.r.pid, 20_000);
     }
   }
   for (const x of sides) {
@@ -720,6 +744,8 @@ interface CResult {
   tcpMany?: TcpFigure;
   /** through the first session, with the many held (one run) */
   tcpManyFirst?: TcpFigure;
+  /** through the first session again once the many ended: with tcp1, the runs "with 1" bracket those with the many */
+  tcp1After?: TcpFigure;
   down?: Notified;
   cpuS?: number;
 }
@@ -734,6 +760,7 @@ interface CSide extends TcpSide {
   own: BenchConn;
   known: Set<number>;
   many?: CreateBatch;
+  manyConns?: BenchConn[];
 }
 
 /** A session on the TCP uplink, connected, and its mark. */
@@ -786,6 +813,7 @@ async function scenarioC(res: Map<DaemonKind, CResult>): Promise<void> {
     const manySettings = extendedFor(x.kind, { AllowedInterface: T });
     const many = await createMany(x.a.hub, conns, MANY, (i) => ({ settings: manySettings, notifier: `/bench/many/s${i}` }), MANY_WINDOW, CAP_S * 1000, probe);
     x.many = many;
+    x.manyConns = conns;
     const doneAt = Math.max(...many.sessions.map((s) => s.tFirst ?? s.tReply ?? 0));
     const t0 = Math.min(...many.sessions.map((s) => s.t0));
     await settle(r.pid, 60_000);
@@ -810,6 +838,18 @@ async function scenarioC(res: Map<DaemonKind, CResult>): Promise<void> {
     x.res.down = plainNotified(await carrier(x.a, x.t, false, held, 60_000));
     x.res.cpuS = cpuSeconds(x.r.pid);
   }
+
+  // 10. the many end (their connections close): TCP through the first session again. The runs
+  // with 1 session come before and after those with the many, so that a drift of the machine
+  // over these minutes (both daemons' rates fell ~10 % between the two steps in one run, also
+  // the first session's with the many held) does not pass for a cost of the sessions
+  process.stderr.write(`bench: ${sides.map((x) => x.kind).join(', ')}: TCP through a session, 1 session again, paired\n`);
+  for (const x of sides) {
+    for (const c of x.manyConns ?? []) c.close();
+    await settle(x.r.pid, 60_000);
+  }
+  for (const [x, f] of await pairedTcp(sides, first)) x.res.tcp1After = f;
+  for (const x of sides) checkAlive(x.r);
   await bench.teardown();
 }
 
@@ -842,7 +882,7 @@ async function main(): Promise<void> {
   const resB = new Map<DaemonKind, BResult>();
   const resC = new Map<DaemonKind, CResult>();
   const version = (await run('connmand', ['-v'], { check: false })).stdout.trim();
-  for (const k of KINDS) resA.set(k, { toggled: '', rssIdleKiB: undefined, getPropertiesMs: [], replyMs: [], firstMs: [], newConnReplyMs: [], newConnFirstMs: [], concurrentRounds: [], latencyErrors: {}, firstState: {} });
+  for (const k of KINDS) resA.set(k, { toggled: '', rssIdleKiB: undefined, getPropertiesMs: [], replyMs: [], firstMs: [], newConnReplyMs: [], newConnFirstMs: [], concurrentRounds: [], heldRounds: [], latencyErrors: {}, firstState: {} });
   const scenarios: { lab: string; run: (k: DaemonKind) => Promise<void> }[] = [
     { lab: 'a', run: (k) => scenarioA(k, resA.get(k) as AResult) },
     {
@@ -884,10 +924,20 @@ async function main(): Promise<void> {
   const cc = resC.get('connman');
   const p = (xs: number[] | undefined, q: number): number | undefined => (xs === undefined || xs.length === 0 ? undefined : pct(xs, q));
   // a burst in which some session got no first Update has no time: it counts as not met
-  const roundsMedian = (r: AResult | undefined, k: 'allReplyMs' | 'allFirstMs'): number | undefined =>
-    r === undefined || r.concurrentRounds.length === 0 || r.concurrentRounds.some((x) => x.errors > 0 || x[k] === undefined) ? undefined : pct(r.concurrentRounds.map((x) => x[k] as number), 50);
+  const roundsMedian = (r: AResult | undefined, k: 'allReplyMs' | 'allFirstMs', which: 'concurrentRounds' | 'heldRounds' = 'concurrentRounds'): number | undefined => {
+    const rounds = r?.[which];
+    return rounds === undefined || rounds.length === 0 || rounds.some((x) => x.errors > 0 || x[k] === undefined) ? undefined : pct(rounds.map((x) => x[k] as number), 50);
+  };
   const seen = (c: LinkCheck | undefined): number | undefined => (c === undefined ? undefined : c.serviceSeen && c.sessions.notified === c.sessions.of ? 1 : 0);
-  const ratio = (b: CResult | undefined): number | undefined => (b?.tcpMany?.perSecond !== undefined && b.tcp1?.perSecond ? b.tcpMany.perSecond / b.tcp1.perSecond : undefined);
+  // with 1 session: the median of the runs before the many and after them
+  const withOne = (b: CResult | undefined): number | undefined => {
+    const xs = [...(b?.tcp1?.runs ?? []), ...(b?.tcp1After?.runs ?? [])].filter((r) => r.connections > 0).map((r) => r.perSecond);
+    return xs.length > 0 ? pct(xs, 50) : undefined;
+  };
+  const ratio = (b: CResult | undefined): number | undefined => {
+    const one = withOne(b);
+    return b?.tcpMany?.perSecond !== undefined && one ? b.tcpMany.perSecond / one : undefined;
+  };
   const rows: Row[] = [
     { label: 'Manager.GetProperties round trip, p50 (ms; the floor of bus + client)', ours: p(na?.getPropertiesMs, 50), theirs: p(ca?.getPropertiesMs, 50), fmt: f2 },
     { label: 'CreateSession → reply, p50 (ms)', ours: p(na?.replyMs, 50), theirs: p(ca?.replyMs, 50), fmt: f2, goal: 'ratio ≤ 1.0', met: lower },
@@ -903,6 +953,7 @@ async function main(): Promise<void> {
     { label: `${CONCURRENT} concurrent CreateSession, paired, median of ${CONCURRENT_ROUNDS} bursts: all first Updates (ms)`, ours: roundsMedian(na, 'allFirstMs'), theirs: roundsMedian(ca, 'allFirstMs'), fmt: f1, goal: 'ratio ≤ 1.0', met: lower },
     { label: 'RSS idle, 3 uplinks, no session (MiB)', ours: mib(na?.rssIdleKiB), theirs: mib(ca?.rssIdleKiB), fmt: f1 },
     { label: `create ${HELD} sessions, ${WINDOW} in flight: all first Updates (ms)`, ours: na?.held?.allFirstMs, theirs: ca?.held?.allFirstMs, fmt: f1, goal: 'ratio ≤ 1.0', met: lower },
+    { label: `create ${HELD} sessions, ${WINDOW} in flight, paired, median of ${HELD_ROUNDS}: all first Updates (ms)`, ours: roundsMedian(na, 'allFirstMs', 'heldRounds'), theirs: roundsMedian(ca, 'allFirstMs', 'heldRounds'), fmt: f1, goal: 'ratio ≤ 1.0', met: lower },
     { label: `RSS growth with ${HELD} sessions held (MiB)`, ours: delta(na?.held?.rssBeforeKiB, na?.held?.rssWithKiB), theirs: delta(ca?.held?.rssBeforeKiB, ca?.held?.rssWithKiB), fmt: f1 },
     { label: `uplink down → all ${HELD} sessions notified (ms)`, ours: na?.down?.allMs, theirs: ca?.down?.allMs, fmt: f1, goal: 'ratio ≤ 1.0', met: lower },
     { label: `uplink down → ${HELD} sessions notified, p50 (ms)`, ours: na?.down?.p50Ms, theirs: ca?.down?.p50Ms, fmt: f1 },
@@ -910,7 +961,7 @@ async function main(): Promise<void> {
     { label: `link change seen after carrier came back under ${HELD} sessions`, ours: seen(na?.seenAfterBack), theirs: seen(ca?.seenAfterBack), fmt: yes, goal: 'yes', met: (o) => o === 1 },
     { label: `burst of ${HELD} CreateSession at once (fresh daemon): all first Updates (ms)`, ours: nb?.burst?.allFirstMs, theirs: cb?.burst?.allFirstMs, fmt: f1, goal: 'ratio ≤ 1.0', met: lower },
     { label: `link change seen after the burst of ${HELD}`, ours: seen(nb?.seenAfterBurst), theirs: seen(cb?.seenAfterBurst), fmt: yes, goal: 'yes', met: (o) => o === 1 },
-    { label: 'TCP connections/s through a session, 1 session', ours: nc?.tcp1?.perSecond, theirs: cc?.tcp1?.perSecond, fmt: f0, goal: 'ratio ≥ 1.0', met: higher },
+    { label: 'TCP connections/s through a session, 1 session', ours: withOne(nc), theirs: withOne(cc), fmt: f0, goal: 'ratio ≥ 1.0', met: higher },
     { label: `sessions created of ${MANY} (cap ${CAP_S} s)`, ours: nc?.many?.firstUpdates, theirs: cc?.many?.firstUpdates, fmt: f0, goal: `${MANY}`, met: (o) => o === MANY },
     { label: `create ${MANY} sessions, ${MANY_WINDOW} in flight: sessions/s`, ours: nc?.many?.rate, theirs: cc?.many?.rate, fmt: f0, goal: 'ratio ≥ 1.0', met: higher },
     { label: `RSS with ${MANY} sessions held (MiB)`, ours: mib(nc?.many?.rssWithKiB), theirs: mib(cc?.many?.rssWithKiB), fmt: f1, goal: '≤ 200 MB', met: (o) => o * 1024 * 1024 <= 200e6 },
@@ -941,6 +992,7 @@ async function main(): Promise<void> {
       `${k} lab A: toggled ${r.toggled}; first Update State ${errs(r.firstState)}; sequential errors ${errs(r.latencyErrors)}; ` +
         `concurrent: ${r.concurrent?.replies}/${r.concurrent?.n} replies, ${r.concurrent?.firstUpdates} first Updates, errors ${errs(r.concurrent?.errors ?? {})}, per session first Update p50 ${f1(r.concurrent?.firstP50Ms)} p99 ${f1(r.concurrent?.firstP99Ms)} ms; ` +
         `paired bursts, all first Updates: ${r.concurrentRounds.map((x) => (x.errors > 0 ? `${x.errors} missing` : f1(x.allFirstMs))).join(', ')} ms; ` +
+        `paired ${HELD} creates, all first Updates: ${r.heldRounds.map((x) => (x.errors > 0 ? `${x.errors} missing` : f1(x.allFirstMs))).join(', ')} ms; ` +
         `held: ${r.held?.firstUpdates}/${r.held?.n} created (${r.held?.onUplink} connected on ${r.toggled}), errors ${errs(r.held?.errors ?? {})}; ` +
         `down: ${r.down?.notified}/${r.down?.of} told; back: ${r.back?.notified}/${r.back?.of}; after carrier back: ${check(r.seenAfterBack)}; CPU ${f2(r.cpuS)} s`,
     );
@@ -964,7 +1016,8 @@ async function main(): Promise<void> {
     console.log(
       `${k} lab C: TCP uplink ${r.tcpUplink}, held on ${r.toggled}; 1 session: ${tcp(r.tcp1)}; ` +
         `many: ${r.many?.firstUpdates}/${r.many?.n} created${r.many?.capped ? ' (cap reached)' : ''} (${r.many?.onUplink} connected), errors ${errs(r.many?.errors ?? {})}, all first Updates ${f1(r.many?.allFirstMs)} ms; ` +
-        `with them, new session: ${tcp(r.tcpMany)}; first session: ${tcp(r.tcpManyFirst)}; down: ${r.down?.notified}/${r.down?.of} told in ${f1(r.down?.allMs)} ms; CPU ${f2(r.cpuS)} s`,
+        `with them, new session: ${tcp(r.tcpMany)}; first session: ${tcp(r.tcpManyFirst)}; down: ${r.down?.notified}/${r.down?.of} told in ${f1(r.down?.allMs)} ms; CPU ${f2(r.cpuS)} s; ` +
+          `once they ended, first session: ${tcp(r.tcp1After)}`,
     );
   }
   for (const e of bench.errors) console.log(`ERROR ${e}`);
@@ -973,7 +1026,7 @@ async function main(): Promise<void> {
   const json = {
     bench: 'sessions',
     machine: { cpus: cpu.length, model: cpu[0]?.model, kernel: release(), node: process.version, connman: version },
-    sizes: { rounds: ROUNDS, concurrent: CONCURRENT, concurrentRounds: CONCURRENT_ROUNDS, held: HELD, many: MANY, perConn: PER_CONN, window: WINDOW, manyWindow: MANY_WINDOW, capS: CAP_S, tcp: { seconds: TCP_SECONDS, runs: TCP_RUNS, concurrency: TCP_CONCURRENCY } },
+    sizes: { rounds: ROUNDS, concurrent: CONCURRENT, concurrentRounds: CONCURRENT_ROUNDS, heldRounds: HELD_ROUNDS, held: HELD, many: MANY, perConn: PER_CONN, window: WINDOW, manyWindow: MANY_WINDOW, capS: CAP_S, tcp: { seconds: TCP_SECONDS, runs: TCP_RUNS, concurrency: TCP_CONCURRENCY } },
     figures: Object.fromEntries(rows.map((r) => [r.label, { netsession: r.ours ?? null, connman: r.theirs ?? null }])),
     labA: Object.fromEntries([...resA].map(([k, r]) => [k, { ...r, getPropertiesMs: r.getPropertiesMs.map((x) => +x.toFixed(3)), replyMs: r.replyMs.map((x) => +x.toFixed(3)), firstMs: r.firstMs.map((x) => +x.toFixed(3)), newConnReplyMs: r.newConnReplyMs.map((x) => +x.toFixed(3)), newConnFirstMs: r.newConnFirstMs.map((x) => +x.toFixed(3)) }])),
     labB: Object.fromEntries(resB),
