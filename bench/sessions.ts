@@ -480,7 +480,7 @@ async function tcpReady(x: TcpSide, mark: number): Promise<{ via: string | undef
   }
   if (via !== x.expectIsp) throw new Error(`${x.r.kind}: a socket with mark ${mark} went out through ${via}, not ${x.expectIsp}`);
   const o = { netns: lab.device.netns, mark, host: lab.internet.ipv4, port: x.sink.port, concurrency: TCP_CONCURRENCY };
-  // warm-up: neighbours, caches, the JIT of both ends
+  // warm-up: neighbours and caches (each measured run warms its own process up too)
   await tcpRateApart({ ...o, seconds: 1 });
   return { via, o };
 }
@@ -519,6 +519,15 @@ async function pairedTcp<X extends TcpSide>(sides: X[], marks: Map<X, number>, r
 // ---------------------------------------------------------------------------------------
 // lab A: latency, concurrency, held sessions, uplink down and back
 
+/** One paired round of creates: all replies, all first Updates, sessions that got none. */
+interface RoundFigure {
+  allReplyMs: number | undefined;
+  allFirstMs: number | undefined;
+  errors: number;
+}
+
+const roundOf = (b: CreateBatch): RoundFigure => ({ allReplyMs: b.allReplyMs, allFirstMs: b.allFirstMs, errors: b.n - b.firstUpdates });
+
 interface AResult {
   toggled: string;
   rssIdleKiB: number | undefined;
@@ -529,10 +538,10 @@ interface AResult {
   /** the same, as an application's first call: a new connection for each */
   newConnReplyMs: number[];
   newConnFirstMs: number[];
-  /** CONCURRENT_ROUNDS bursts of CONCURRENT creates from new connections, paired: all replies / all first Updates of each */
-  concurrentRounds: { allReplyMs: number | undefined; allFirstMs: number | undefined; errors: number }[];
+  /** CONCURRENT_ROUNDS bursts of CONCURRENT creates from new connections, paired */
+  concurrentRounds: RoundFigure[];
   /** HELD_ROUNDS times HELD creates, WINDOW in flight, paired (the sessions end with their connections after each) */
-  heldRounds: { allReplyMs: number | undefined; allFirstMs: number | undefined; errors: number }[];
+  heldRounds: RoundFigure[];
   latencyErrors: Record<string, number>;
   /** first Update that said: State */
   firstState: Record<string, number>;
@@ -622,7 +631,7 @@ async function scenarioLatency(res: Map<DaemonKind, AResult>): Promise<void> {
       const conns = await x.hub.connectMany(CONCURRENT);
       await settle(x.r.pid, 5000);
       const b = await burst(x.hub, conns, CONCURRENT, () => ({ settings: settings({}), notifier: '/bench/pconc' }), 30_000);
-      x.res.concurrentRounds.push({ allReplyMs: b.allReplyMs, allFirstMs: b.allFirstMs, errors: b.n - b.firstUpdates });
+      x.res.concurrentRounds.push(roundOf(b));
       for (const c of conns) c.close();
       await settle(x.r.pid, 5000);
     }
@@ -636,7 +645,7 @@ async function scenarioLatency(res: Map<DaemonKind, AResult>): Promise<void> {
       const conns = await x.hub.connectMany(Math.ceil(HELD / PER_CONN));
       await settle(x.r.pid, 10_000);
       const b = await createMany(x.hub, conns, HELD, (k) => ({ settings: settings({ AllowedInterface: x.T }), notifier: `/bench/pheld/s${k}` }), WINDOW, CAP_S * 1000);
-      x.res.heldRounds.push({ allReplyMs: b.allReplyMs, allFirstMs: b.allFirstMs, errors: b.n - b.firstUpdates });
+      x.res.heldRounds.push(roundOf(b));
       for (const c of conns) c.close();
       await settle(x.r.pid, 20_000);
     }

@@ -8,7 +8,9 @@
 // reaches the kernel, the bus, or the daemon's own sessions.
 import dbus from 'dbus-next';
 import { MessageFramer, decodeMessage } from '../api/bus/wire-decoder.ts';
+import { METHOD_CALL, METHOD_RETURN } from '../api/bus/message-type.ts';
 import { encodeMessage } from '../api/bus/wire-encoder.ts';
+import { notification } from '../api/connman/session.ts';
 import { parseCreateSettings, servicePart, sessionSettings } from '../api/connman/session-settings.ts';
 import { type SessionLayout, indexSessionRules, sessionRules } from '../engine/session-routing.ts';
 import { reassign, sessionDemand } from '../engine/sessions.ts';
@@ -16,9 +18,6 @@ import type { EngineState } from '../engine/types.ts';
 import { SessionHost } from './session-host.ts';
 
 const { Variant } = dbus;
-const METHOD_CALL = 1;
-const METHOD_RETURN = 2;
-const NO_REPLY_EXPECTED = 1;
 
 export interface WarmUpInputs {
   engine(): EngineState;
@@ -99,7 +98,7 @@ export function* warmUp(inputs: WarmUpInputs, rounds = 30, perRound = 10): Gener
       const svc = s.serviceId ? engine.services.get(s.serviceId) : undefined;
       if (svc) round.assigned++;
       const dict = sessionSettings(s, svc, now, false, servicePart(svc, now));
-      const update = encodeMessage({ type: METHOD_CALL, flags: NO_REPLY_EXPECTED, serial: serial++, destination: s.owner, path: s.notifier, interface: 'net.connman.Notification', member: 'Update', signature: 'a{sv}', body: [dict] });
+      const update = encodeMessage({ ...notification(s, 'Update', dict), serial: serial++ });
       const told = decodeMessage(update)?.body[0] as Record<string, { value?: unknown }> | undefined;
       round.states.push(String(told?.State?.value));
     }

@@ -13,14 +13,10 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import dbus, { type Message } from 'dbus-next';
 import { busSocketPath } from './bus-address.ts';
+import { ERROR, METHOD_CALL, METHOD_RETURN, NO_REPLY_EXPECTED, SIGNAL } from './message-type.ts';
 import { decodeMessage, MessageFramer } from './wire-decoder.ts';
 import { encodeMessage, type Outgoing } from './wire-encoder.ts';
 
-const METHOD_CALL = 1;
-const METHOD_RETURN = 2;
-const ERROR = 3;
-const SIGNAL = 4;
-const NO_REPLY_EXPECTED = 0x1;
 const BUS = { destination: 'org.freedesktop.DBus', path: '/org/freedesktop/DBus', interface: 'org.freedesktop.DBus' } as const;
 /** what one read takes at most (a burst of calls is a few dozen kB; more waits for the next read) */
 const READ_BUFFER_BYTES = 64 * 1024;

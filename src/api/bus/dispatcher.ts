@@ -4,9 +4,8 @@
 import type { Message } from 'dbus-next';
 import type { BusConnection } from './bus-connection.ts';
 import { ApiError } from './errors.ts';
+import { METHOD_CALL } from './message-type.ts';
 import type { ObjectTree } from './object-tree.ts';
-
-const METHOD_CALL = 1;
 
 export interface DispatcherOptions {
   /** where unexpected handler failures are reported (bugs: the caller gets net.connman.Error.Failed) */

@@ -9,6 +9,7 @@
 // Big-endian messages and messages that carry file descriptors go through dbus-next's parser.
 import { createRequire } from 'node:module';
 import dbus, { type Message } from 'dbus-next';
+import { ERROR, METHOD_CALL, METHOD_RETURN, SIGNAL } from './message-type.ts';
 import { connectionOf, parseSignature, type TypeNode, useWireEncoder } from './wire-encoder.ts';
 
 const require = createRequire(import.meta.url);
@@ -19,10 +20,6 @@ const wire = require('dbus-next/lib/message.js') as { unmarshalMessages(stream: 
 const LITTLE = 0x6c; // 'l'
 /** the protocol's limit for one message */
 const MAX_MESSAGE = 1 << 27;
-const METHOD_CALL = 1;
-const METHOD_RETURN = 2;
-const ERROR = 3;
-const SIGNAL = 4;
 
 /** What a received message holds, under dbus-next's names. */
 interface Fields {

@@ -8,6 +8,8 @@ import type { Identity, Session, SessionRequest, SessionsState } from '../../eng
 import type { EngineState, Service } from '../../engine/types.ts';
 import type { BusConnection } from '../bus/bus-connection.ts';
 import { ApiError } from '../bus/errors.ts';
+import { METHOD_CALL, NO_REPLY_EXPECTED } from '../bus/message-type.ts';
+import type { Outgoing } from '../bus/wire-encoder.ts';
 import type { InterfaceSpec, MethodSpec, ObjectTree } from '../bus/object-tree.ts';
 import type { Dict } from './properties.ts';
 import { sameVariant } from './properties.ts';
@@ -16,8 +18,14 @@ import { sessionState } from '../../engine/sessions.ts';
 
 export const SESSION_IFACE = 'net.connman.Session';
 const NOTIFICATION_IFACE = 'net.connman.Notification';
-const NO_REPLY_EXPECTED = 0x1;
-const METHOD_CALL = 1;
+/**
+ * A call into a session's application (Update with its dict, or Release), without waiting for
+ * its reply: the owner is the bus's name for the caller, the notifier path was checked at creation.
+ */
+export function notification(s: Session, member: 'Update' | 'Release', dict?: Dict): Outgoing {
+  return { type: METHOD_CALL, flags: NO_REPLY_EXPECTED, destination: s.owner, path: s.notifier, interface: NOTIFICATION_IFACE, member, ...(dict ? { signature: 'a{sv}', body: [dict] } : {}) };
+}
+
 const OBJECT_PATH = /^\/(?:[A-Za-z0-9_]+(?:\/[A-Za-z0-9_]+)*)$/;
 const MAX_PATH = 255;
 /** how many departed bus names are remembered (a name is never reused; a lookup lasts seconds at most) */
@@ -304,10 +312,8 @@ export class SessionApi {
 
   /** A call into the application, without waiting for (or keeping a slot for) its reply. */
   private notify(s: Session, sent: () => void, member: 'Update' | 'Release', dict?: Dict): void {
-    // (the owner is the bus's name for the caller, the notifier path was checked at creation)
-    const msg = { type: METHOD_CALL, flags: NO_REPLY_EXPECTED, destination: s.owner, path: s.notifier, interface: NOTIFICATION_IFACE, member, ...(dict ? { signature: 'a{sv}', body: [dict] } : {}) };
     try {
-      this.bus.send(msg);
+      this.bus.send(notification(s, member, dict));
       sent();
     } catch {
       // the bus connection is gone; the daemon notices that elsewhere
